@@ -1,0 +1,59 @@
+"""Command line: python -m autograder {release,grade,demo} ...
+
+  release [LESSON ...]                 regenerate course/ from solutions/
+  grade INBOX --workdir DIR            grade INBOX/<student>/<lesson>/*.ipynb; writes
+                                       DIR/grades.csv and DIR/feedback/<student>/<lesson>/*.html
+  grade my_course --as-student me --workdir grading/me
+                                       grade one learner's own working copy
+  demo --workdir DIR                   build a small demo class and grade it
+"""
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from autograder import grading
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rel = sub.add_parser("release", help="regenerate course/ from solutions/")
+    rel.add_argument("lessons", nargs="*")
+    gr = sub.add_parser("grade", help="autograde a class")
+    gr.add_argument("inbox")
+    gr.add_argument("--workdir", required=True)
+    gr.add_argument("--lessons", nargs="*", help="default: every lesson found in the inbox")
+    gr.add_argument("--as-student", metavar="NAME",
+                    help="INBOX is one learner's folder of lessons (e.g. my_course)")
+    demo = sub.add_parser("demo", help="grade a small demo class")
+    demo.add_argument("--workdir", default="grading/demo")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "release":
+            done = grading.release(args.lessons or None)
+            print(f"course/ regenerated from solutions/: {', '.join(done)}")
+            return 0
+        if args.command == "demo":
+            from autograder.demo import build_class
+            work = Path(args.workdir)
+            shutil.rmtree(work, ignore_errors=True)
+            inbox = build_class(work / "inbox")
+            args.inbox, args.lessons, args.as_student = inbox, None, None
+        start = time.perf_counter()
+        rows = grading.grade(args.inbox, args.workdir, args.lessons, args.as_student)
+    except grading.GradingError as e:
+        print(f"grading failed: {e}", file=sys.stderr)
+        return 2
+    work = Path(args.workdir)
+    print(grading.summary(rows))
+    print(f"\n{len(rows)} notebooks in {time.perf_counter() - start:.1f} s. "
+          f"Grades: {work / 'grades.csv'}; feedback: {work / 'feedback'}/<student>/<lesson>/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

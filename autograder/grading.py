@@ -1,0 +1,208 @@
+"""Release the course and grade a class, through nbgrader's own API.
+
+    release()                       course/ <- nbgrader generate_assignment(solutions/)
+    grade(inbox, workdir)           INBOX/<student>/<lesson>/*.ipynb -> grades.csv + feedback
+"""
+import csv
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder.settings import RELEASE, SOURCE, make_config
+from autograder.submissions import lessons as all_lessons
+
+CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "failed_tests"]
+
+
+class GradingError(RuntimeError):
+    """Grading itself broke (not a learner's submission): the command exits non-zero."""
+
+
+def _api(config):
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def _generate(api, lesson):
+    result = api.generate_assignment(lesson, force=True, create=True)
+    if not result["success"]:
+        raise GradingError(f"nbgrader generate_assignment {lesson} failed:\n"
+                           f"{result.get('log', '')}\n{result.get('error', '')}")
+
+
+def release(lessons=None, out=RELEASE, source=SOURCE):
+    """Regenerate the learner notebooks in `out` from `source` (default: course/ from solutions/)."""
+    lessons = lessons or all_lessons(source)
+    with tempfile.TemporaryDirectory() as tmp:  # a throwaway gradebook: release is pure
+        api = _api(make_config(root=tmp, source=source, release=out))
+        for lesson in lessons:
+            _generate(api, lesson)
+    return lessons
+
+
+# ------------------------------------------------------------------ grading a class
+
+@dataclass
+class Row:
+    student: str
+    lesson: str
+    score: float = 0.0
+    max_score: float = 0.0
+    status: str = "graded"
+    failed_tests: list = field(default_factory=list)
+
+    def csv(self):
+        return {"student": self.student, "lesson": self.lesson, "score": f"{self.score:g}",
+                "max_score": f"{self.max_score:g}", "status": self.status,
+                "failed_tests": " | ".join(self.failed_tests)}
+
+
+def _pick_notebook(folder, lesson):
+    """The submitted notebook of a lesson folder, and a note when it was not where expected."""
+    if not folder.is_dir():
+        return None, f"missing: no folder {lesson}/"
+    notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    expected = folder / f"{lesson}.ipynb"
+    if expected in notebooks:
+        return expected, ""
+    if len(notebooks) == 1:
+        return notebooks[0], f"graded {notebooks[0].name} (expected {lesson}.ipynb)"
+    if not notebooks:
+        return None, f"missing: no notebook in {lesson}/"
+    return None, f"missing: several notebooks in {lesson}/, none named {lesson}.ipynb"
+
+
+def _stage(inbox_student, student, lesson, work):
+    """Copy one submission into the grading workspace; return (ready, note)."""
+    target = work / "submitted" / student / lesson
+    shutil.rmtree(target, ignore_errors=True)
+    path, note = _pick_notebook(inbox_student / lesson, lesson)
+    if path is None:
+        return False, note
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as e:  # malformed JSON or not a notebook at all
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return False, f"malformed notebook {path.name}: {first[:160]}"
+    target.mkdir(parents=True)
+    nbformat.write(nb, target / f"{lesson}.ipynb")
+    return True, note
+
+
+def _failed_tests(work, student, lesson):
+    """'test_id: message' for every test cell that failed, read from the autograded notebook."""
+    path = work / "autograded" / student / lesson / f"{lesson}.ipynb"
+    if not path.exists():
+        return []
+    failed = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade"):
+            continue
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                message = f"{out.ename}: {out.evalue}".strip().splitlines()[0]
+                failed.append(f"{meta['grade_id']}: {message[:300]}")
+                break
+    return failed
+
+
+def _scores(db_url, rows):
+    from nbgrader.api import Gradebook, MissingEntry
+    with Gradebook(db_url) as gb:
+        for row in rows:
+            row.max_score = gb.find_assignment(row.lesson).max_score
+            if row.status.startswith(("missing", "malformed", "grading error")):
+                continue
+            try:
+                row.score = gb.find_submission(row.lesson, row.student).score
+            except MissingEntry:
+                row.status = "grading error: no grades recorded"
+
+
+def students_in(inbox):
+    return sorted(p.name for p in Path(inbox).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def grade(inbox, workdir, lessons=None, as_student=None, progress=True):
+    """Grade every student x lesson of INBOX into WORKDIR; return the rows of grades.csv.
+
+    INBOX/<student>/<lesson>/<lesson>.ipynb, or with as_student=NAME: INBOX/<lesson>/... for
+    one learner (their own working copy). A bad submission becomes a row with a status; it
+    never stops the class.
+    """
+    from tqdm.auto import tqdm
+
+    inbox, work = Path(inbox).resolve(), Path(workdir).resolve()
+    if not inbox.is_dir():
+        raise GradingError(f"inbox {inbox} is not a folder")
+    folders = {as_student: inbox} if as_student else {s: inbox / s for s in students_in(inbox)}
+    known = all_lessons()
+    if lessons is None:
+        present = {p.name for f in folders.values() for p in f.iterdir() if p.is_dir()}
+        lessons = [lesson for lesson in known if lesson in present]
+    unknown = sorted(set(lessons) - set(known))
+    if unknown:
+        raise GradingError(f"no such lesson(s) {unknown}; lessons are {known}")
+    work.mkdir(parents=True, exist_ok=True)
+    config = make_config(root=work, release=work / "release")
+    api = _api(config)
+    for lesson in lessons:  # records each lesson's test cells (and hidden tests) in the gradebook
+        _generate(api, lesson)
+
+    rows = []
+    for student, folder in folders.items():
+        for lesson in lessons:
+            ready, note = _stage(folder, student, lesson, work)
+            rows.append(Row(student, lesson, status="graded" + (f"; {note}" if note else "")
+                            if ready else note))
+    todo = [r for r in rows if r.status.startswith("graded")]
+    for row in tqdm(todo, desc="grading", unit="notebook", disable=not progress, file=sys.stderr):
+        result = api.autograde(row.lesson, row.student, force=True, create=True)
+        if not result["success"]:
+            log = (result.get("error") or result.get("log") or "").strip().splitlines()
+            row.status = "grading error: " + (log[-1][:200] if log else "unknown")
+            continue
+        api.generate_feedback(row.lesson, row.student, force=True)
+        row.failed_tests = _failed_tests(work, row.student, row.lesson)
+    _scores(config.CourseDirectory.db_url, rows)
+    write_csv(rows, work / "grades.csv")
+    return rows
+
+
+def write_csv(rows, path):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(r.csv() for r in rows)
+
+
+def summary(rows):
+    """A table for the terminal: one line per student, one column per lesson, and notes."""
+    lessons = list(dict.fromkeys(r.lesson for r in rows))
+    students = list(dict.fromkeys(r.student for r in rows))
+    cell = {(r.student, r.lesson): r for r in rows}
+    width = max([len("student")] + [len(s) for s in students]) + 2
+    cols = [max(len(lesson), 9) + 2 for lesson in lessons]
+    lines = ["student".ljust(width) + "".join(lsn.ljust(c) for lsn, c in zip(lessons, cols)) + "total"]
+    notes = []
+    for s in students:
+        got = sum(cell[s, lsn].score for lsn in lessons)
+        out = sum(cell[s, lsn].max_score for lsn in lessons)
+        line = s.ljust(width)
+        for lsn, c in zip(lessons, cols):
+            r = cell[s, lsn]
+            line += f"{r.score:g}/{r.max_score:g}".ljust(c)
+            if r.status != "graded":
+                notes.append(f"  {s}/{lsn}: {r.status}")
+            notes += [f"  {s}/{lsn}: {t}" for t in r.failed_tests]
+        lines.append(line + f"{got:g}/{out:g}")
+    if notes:
+        lines += ["", "Notes:"] + notes
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""The one nbgrader configuration of the course, used by the repository's
+nbgrader_config.py (standard `nbgrader ...` commands) and by `python -m autograder`."""
+import os
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "solutions"
+RELEASE = REPO / "course"
+CELL_TIMEOUT = 60  # seconds a single cell may run while grading
+
+
+def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None):
+    """Fill traitlets config `c`. Grading steps live under `root` (git-ignored workspace);
+    source and release are the repository's solutions/ and course/ unless given."""
+    root = Path(root)
+    # nbgrader runs `alembic` as a command: find it beside this Python even without an
+    # activated virtual environment
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    c.CourseDirectory.root = str(root)
+    # absolute paths: os.path.join(root, step, ...) then resolves to them
+    c.CourseDirectory.source_directory = str(Path(source))
+    c.CourseDirectory.release_directory = str(Path(release))
+    c.CourseDirectory.submitted_directory = "submitted"
+    c.CourseDirectory.autograded_directory = "autograded"
+    c.CourseDirectory.feedback_directory = "feedback"
+    c.CourseDirectory.db_url = f"sqlite:///{Path(db) if db else root / 'gradebook.db'}"
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
+
+    c.Execute.timeout = CELL_TIMEOUT
+    c.Execute.interrupt_on_timeout = True
+
+    from nbgrader.converters import Autograde, GenerateFeedback  # heavy: import lazily
+    from autograder.nbgrader_plugins import PrivateFeedback, StderrIsNotFailure
+
+    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    steps.insert(1, StderrIsNotFailure)  # right after Execute, before grades are saved
+    c.Autograde.autograde_preprocessors = steps
+    c.GenerateFeedback.preprocessors = (list(GenerateFeedback.class_traits()["preprocessors"].default())
+                                        + [PrivateFeedback])
+    c.PrivateFeedback.enforce_metadata = False
+    return c
+
+
+def make_config(**kwargs):
+    return configure(Config(), **kwargs)

@@ -1,0 +1,88 @@
+"""Print how close correct answers come to the float32/float64 tolerance, and how far
+known mistakes land from it: the evidence behind bncourse.judge.TOLERANCE_K.
+
+For each piece: the worst ratio error/allowed over many randomised cases, for torch's own
+float32 kernels and every correct variant in tests/catalogue.py (must stay < 1), and for
+every mutant the ratio on the case that catches it (must be > 1; the larger the better).
+    python benchmarks/calibrate_tolerances.py [seeds]
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bncourse import judge, oracle  # noqa: E402
+from tests.catalogue import MUTANTS, VARIANTS, compile_piece  # noqa: E402
+
+PIECES = list(oracle.PIECES)
+
+
+def torch_float32():
+    """torch's native kernels in the input's dtype: the bar a correct answer must clear."""
+    def layer(x):
+        bn = torch.nn.BatchNorm1d(x.shape[1], momentum=1.0, affine=False, dtype=torch.as_tensor(x).dtype)
+        with torch.no_grad():
+            bn(torch.as_tensor(x))
+        return bn
+    t = torch.as_tensor
+    return {
+        "batch_mean": lambda x: layer(x).running_mean.numpy(),
+        "batch_variance": lambda x: (layer(x).running_var * ((len(x) - 1) / len(x))).numpy(),
+        "normalise": lambda x, m, v, eps=1e-5: F.batch_norm(t(x), t(m), t(v), training=False, eps=eps).numpy(),
+        "scale_and_shift": lambda h, g, b: F.batch_norm(
+            t(h), torch.zeros_like(t(g)), torch.ones_like(t(g)), t(g), t(b), training=False, eps=0.0).numpy(),
+        "batchnorm_forward": lambda x, g, b, eps=1e-5: (
+            F.batch_norm(t(x), None, None, t(g), t(b), training=True, eps=eps).numpy(),
+            {"x": x, "mean": x.astype(np.float64).mean(0), "var": x.astype(np.float64).var(0), "eps": eps,
+             "x_hat": F.batch_norm(t(x), None, None, training=True, eps=eps).numpy(), "gamma": g, "beta": b}),
+    }
+
+
+def worst_ratio(piece, fn, cases):
+    """max over cases of max(error / allowed) for the output y (or the piece's output)."""
+    worst = 0.0
+    for case in cases:
+        exact = oracle.PIECES[piece](*case.args, **case.kwargs)
+        try:
+            out = fn(*case.fresh_args(), **case.kwargs)
+        except Exception:
+            return float("inf")
+        if piece == "batchnorm_forward":
+            out, exact = out[0], exact[0]
+        out = np.asarray(out, np.float64)
+        if out.shape != np.shape(exact) or not np.all(np.isfinite(out)):
+            return float("inf")
+        allowed = judge.allowed_error(piece, case, exact)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(allowed > 0, np.abs(out - exact) / allowed, np.abs(out - exact) * np.inf)
+        worst = max(worst, float(np.nan_to_num(r, nan=0.0).max()))
+    return worst
+
+
+def main(seeds=20):
+    print(f"TOLERANCE_K = {judge.TOLERANCE_K}; unit float32 = {judge.UNIT[np.dtype(np.float32)]:.2g}, "
+          f"float64 = {judge.UNIT[np.dtype(np.float64)]:.2g}; {seeds} seeds x 46 cases per piece\n")
+    answers = {"torch float32 kernels": torch_float32()}
+    for name, sources in VARIANTS.items():
+        ns = {}
+        for src in sources.values():
+            compile_piece(src, ns)
+        answers[name] = ns
+    for piece in PIECES:
+        cases = [c for s in range(seeds) for c in judge.make_cases(piece, seed=10_000 + s, count=40)]
+        print(f"{piece}:")
+        for name, ns in answers.items():
+            fn = ns[piece]
+            if piece == "batchnorm_forward" and name != "torch float32 kernels":
+                fn.__globals__.update({k: v for k, v in ns.items() if callable(v)})
+            print(f"  correct  {name:24s} worst error/allowed = {worst_ratio(piece, fn, cases):9.3g}")
+        for m in (m for m in MUTANTS if m.piece == piece):
+            ns = compile_piece(m.source, dict(answers["in_place"]) | {"np": np})
+            print(f"  mutant   {m.name:24s} worst error/allowed = {worst_ratio(piece, ns[piece], cases):9.3g}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)

@@ -1,0 +1,65 @@
+"""Visible checks: run a learner's piece on a handful of inputs, compare with
+torch.nn.BatchNorm1d, print what passed, and on failure name the likely mistake.
+
+    checks.check_batch_mean(batch_mean)                         # prints, returns True/False
+    checks.check_batch_mean(batch_mean, raise_on_failure=True)  # for test cells
+"""
+from bncourse import judge, oracle
+from bncourse.misconceptions import diagnose
+
+VISIBLE_SEED = 0
+
+
+def explain(piece, fn, failure):
+    """A failure message that leads with the likely mistake, then the evidence."""
+    lines = []
+    if failure.kind not in ("not_implemented", "raised"):
+        for mistake in diagnose(piece, fn)[:1]:
+            lines.append(f"Likely mistake: {mistake.message}.")
+    lines.append(str(failure))
+    if failure.case is not None and failure.kind != "not_implemented":
+        lines.append(f"(input: {failure.case.label})")
+    return "\n".join(lines)
+
+
+def run_checks(piece, fn, raise_on_failure=False, count=4):
+    cases = judge.make_cases(piece, seed=VISIBLE_SEED, count=count)
+    for case in cases:
+        try:
+            judge.judge_case(piece, fn, case, oracle.expected(piece))
+        except judge.Failure as failure:
+            message = f"{piece}: " + explain(piece, fn, failure)
+            if raise_on_failure:
+                raise AssertionError(message) from None
+            print("✗ " + message.replace("\n", "\n  "))
+            return False
+    shapes = ", ".join(str(c.args[0].shape) for c in cases[:6])
+    print(f"✓ {piece} passed {len(cases)} checks against torch.nn.BatchNorm1d: "
+          f"shapes {shapes}, ...; float32 and float64; features offset by up to 1e4; "
+          "constant features.")
+    return True
+
+
+def check_batch_mean(fn, raise_on_failure=False):
+    """Step 1: one mean per feature, shape (D,)."""
+    return run_checks("batch_mean", fn, raise_on_failure)
+
+
+def check_batch_variance(fn, raise_on_failure=False):
+    """Step 2: biased, two-pass variance per feature, shape (D,)."""
+    return run_checks("batch_variance", fn, raise_on_failure)
+
+
+def check_normalise(fn, raise_on_failure=False):
+    """Step 3: (x - mean) / sqrt(var + eps) with the given statistics."""
+    return run_checks("normalise", fn, raise_on_failure)
+
+
+def check_scale_and_shift(fn, raise_on_failure=False):
+    """Step 4: gamma * x_hat + beta, per feature."""
+    return run_checks("scale_and_shift", fn, raise_on_failure)
+
+
+def check_batchnorm_forward(fn, raise_on_failure=False):
+    """Steps 1-4 in training mode, returning (y, cache)."""
+    return run_checks("batchnorm_forward", fn, raise_on_failure)
