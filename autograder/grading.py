@@ -7,12 +7,13 @@ import csv
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from autograder.settings import RELEASE, SOURCE, make_config
+from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
 from autograder.submissions import lessons as all_lessons
 
 CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "failed_tests"]
@@ -130,14 +131,14 @@ def students_in(inbox):
     return sorted(p.name for p in Path(inbox).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def grade(inbox, workdir, lessons=None, as_student=None, progress=True):
+def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_timeout=CELL_TIMEOUT):
     """Grade every student x lesson of INBOX into WORKDIR; return the rows of grades.csv.
 
     INBOX/<student>/<lesson>/<lesson>.ipynb, or with as_student=NAME: INBOX/<lesson>/... for
     one learner (their own working copy). A bad submission becomes a row with a status; it
     never stops the class.
     """
-    from tqdm.auto import tqdm
+    from sqlalchemy.exc import SAWarning
 
     inbox, work = Path(inbox).resolve(), Path(workdir).resolve()
     if not inbox.is_dir():
@@ -151,7 +152,7 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True):
     if unknown:
         raise GradingError(f"no such lesson(s) {unknown}; lessons are {known}")
     work.mkdir(parents=True, exist_ok=True)
-    config = make_config(root=work, release=work / "release")
+    config = make_config(root=work, release=work / "release", cell_timeout=cell_timeout)
     api = _api(config)
     for lesson in lessons:  # records each lesson's test cells (and hidden tests) in the gradebook
         _generate(api, lesson)
@@ -163,6 +164,16 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True):
             rows.append(Row(student, lesson, status="graded" + (f"; {note}" if note else "")
                             if ready else note))
     todo = [r for r in rows if r.status.startswith("graded")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader 0.9's own session noise
+        _autograde_all(api, todo, work, progress)
+    _scores(config.CourseDirectory.db_url, rows)
+    write_csv(rows, work / "grades.csv")
+    return rows
+
+
+def _autograde_all(api, todo, work, progress):
+    from tqdm.auto import tqdm
     for row in tqdm(todo, desc="grading", unit="notebook", disable=not progress, file=sys.stderr):
         result = api.autograde(row.lesson, row.student, force=True, create=True)
         if not result["success"]:
@@ -171,9 +182,6 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True):
             continue
         api.generate_feedback(row.lesson, row.student, force=True)
         row.failed_tests = _failed_tests(work, row.student, row.lesson)
-    _scores(config.CourseDirectory.db_url, rows)
-    write_csv(rows, work / "grades.csv")
-    return rows
 
 
 def write_csv(rows, path):

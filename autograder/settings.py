@@ -12,7 +12,8 @@ RELEASE = REPO / "course"
 CELL_TIMEOUT = 60  # seconds a single cell may run while grading
 
 
-def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None):
+def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
+              cell_timeout=CELL_TIMEOUT):
     """Fill traitlets config `c`. Grading steps live under `root` (git-ignored workspace);
     source and release are the repository's solutions/ and course/ unless given."""
     root = Path(root)
@@ -31,7 +32,7 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None)
     c.CourseDirectory.db_url = f"sqlite:///{Path(db) if db else root / 'gradebook.db'}"
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
 
-    c.Execute.timeout = CELL_TIMEOUT
+    c.Execute.timeout = cell_timeout
     c.Execute.interrupt_on_timeout = True
 
     from nbgrader.converters import Autograde, GenerateFeedback  # heavy: import lazily

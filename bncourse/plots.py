@@ -69,10 +69,10 @@ def gamma_beta_effect(x_hat_column, settings=((1, 0), (2, 0), (0.5, 3)), bins=40
     fig, (ax,) = _figure(1, width=6.5, height=3.4)
     ys = [g * x_hat_column + b for g, b in settings]
     edges = np.linspace(min(map(np.min, ys)), max(map(np.max, ys)), bins + 1)
-    for k, (gamma, beta) in enumerate(settings):
-        y = ys[k]
+    for k, ((gamma, beta), y) in enumerate(zip(settings, ys)):
+        mean = round(y.mean(), 2) + 0  # + 0 turns -0.0 into 0.0
         ax.hist(y, bins=edges, histtype="step", linewidth=2, color=COLOURS[k],
-                label=f"γ={gamma:g}, β={beta:g}: mean {y.mean():.2f}, std {y.std():.2f}")
+                label=f"γ={gamma:g}, β={beta:g}: mean {mean:.2f}, std {y.std():.2f}")
     ax.set(title="y = γ·x_hat + β", xlabel="y", ylabel="count")
     ax.legend(fontsize=8, loc="upper left")
     return fig

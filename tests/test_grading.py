@@ -1,0 +1,204 @@
+"""The real nbgrader pipeline on real notebooks: one demo-sized class graded once, then
+every expectation about scores, messages and feedback checked against its results."""
+import html
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder import grading, submissions
+from autograder.settings import REPO
+from bncourse.misconceptions import CATALOGUE
+from tests.catalogue import LESSON_OF, MUTANTS, VARIANTS
+
+LESSONS = submissions.lessons()
+CELL_TIMEOUT = 8  # seconds; the runaway submission below must hit it
+
+
+def points():
+    """{piece: points} from the solution notebooks' test cells."""
+    found = {}
+    for lesson in LESSONS:
+        for cell in nbformat.read(submissions.notebook_path(lesson, REPO / "solutions"), 4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and meta["grade_id"].startswith("test_"):
+                found[meta["grade_id"][5:]] = meta["points"]
+    return found
+
+
+def hand_in(inbox, student, lesson, answers=None, fill_rest=True, name=None):
+    nb = submissions.filled_notebook(lesson, answers, fill_rest=fill_rest)
+    return submissions.write(nb, inbox / student / lesson / (name or f"{lesson}.ipynb"))
+
+
+WARNING_MEAN = '''def batch_mean(x):
+    import sys, warnings
+    warnings.warn("a harmless warning from a correct answer")
+    print("and a line on stderr", file=sys.stderr)
+    return x.mean(axis=0)
+'''
+RUNAWAY_MEAN = "def batch_mean(x):\n    while True:\n        pass\n"
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    inbox = tmp_path_factory.mktemp("inbox")
+    for lesson in LESSONS:
+        hand_in(inbox, "solution", lesson)
+        hand_in(inbox, "untouched", lesson, fill_rest=False)
+        for name, sources in VARIANTS.items():
+            hand_in(inbox, f"variant_{name}", lesson,
+                    {p: s for p, s in sources.items() if LESSON_OF[p] == lesson})
+    for m in MUTANTS:
+        hand_in(inbox, f"mutant_{m.name}", m.lesson, {m.piece: m.source})
+    first = LESSONS[0]
+    hand_in(inbox, "warnings", first, {"batch_mean": WARNING_MEAN})
+    hand_in(inbox, "runaway", first, {"batch_mean": RUNAWAY_MEAN})
+    hand_in(inbox, "renamed", first, name="my attempt.ipynb")
+    bad = inbox / "malformed" / first / f"{first}.ipynb"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"cells": [ not json')
+    work = tmp_path_factory.mktemp("work")
+    rows = grading.grade(inbox, work, progress=False, cell_timeout=CELL_TIMEOUT)
+    return {(r.student, r.lesson): r for r in rows}, work
+
+
+TRACEBACK_MARKS = ["most recent call last", "Cell In[", "---->", "hidden.py", "checks.py"]
+
+
+def full(lesson):
+    return sum(p for piece, p in points().items() if LESSON_OF[piece] == lesson)
+
+
+def feedback(work, student, lesson):
+    return html.unescape((work / "feedback" / student / lesson / f"{lesson}.html").read_text())
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_solutions_score_full_marks(graded, lesson):
+    rows, _ = graded
+    row = rows["solution", lesson]
+    assert row.status == "graded" and row.failed_tests == []
+    assert row.score == row.max_score == full(lesson) > 0
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_untouched_release_scores_zero_with_a_clear_message(graded, lesson):
+    rows, work = graded
+    row = rows["untouched", lesson]
+    assert row.score == 0 and row.max_score == full(lesson)
+    assert len(row.failed_tests) == sum(1 for p in points() if LESSON_OF[p] == lesson)
+    assert all("not implemented yet" in t for t in row.failed_tests)
+    text = feedback(work, "untouched", lesson)
+    assert not any(mark in text for mark in TRACEBACK_MARKS)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_correct_but_different_answers_lose_nothing(graded, variant, lesson):
+    row = graded[0][f"variant_{variant}", lesson]
+    assert row.score == row.max_score, row.failed_tests
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_each_mutant_loses_exactly_its_piece_and_is_named(graded, mutant):
+    rows, work = graded
+    row = rows[f"mutant_{mutant.name}", mutant.lesson]
+    assert row.score == row.max_score - points()[mutant.piece], row.failed_tests
+    message = {m.name: m.message for m in CATALOGUE[mutant.piece]}.get(mutant.expect, mutant.expect)
+    [failed] = row.failed_tests
+    assert failed.startswith(f"test_{mutant.piece}:") and message in failed
+    assert message in feedback(work, row.student, mutant.lesson)
+
+
+HIDDEN_SOURCE = TRACEBACK_MARKS + ["BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "judge.py",
+                                   "from autograder.hidden import grade", "trusted_parts", "reference.py"]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS[:6] + MUTANTS[-4:], ids=lambda m: m.name)
+def test_feedback_shows_the_message_not_the_hidden_tests(graded, mutant):
+    text = feedback(graded[1], f"mutant_{mutant.name}", mutant.lesson)
+    assert "hidden tests ran here" in text
+    for secret in HIDDEN_SOURCE:
+        assert secret not in text
+
+
+def test_hidden_tests_are_in_the_autograded_notebook_but_not_the_feedback(graded):
+    """Guards the test above: the hidden tests really ran, and the reference's code is absent."""
+    rows, work = graded
+    lesson = LESSONS[0]
+    autograded = (work / "autograded" / "solution" / lesson / f"{lesson}.ipynb").read_text()
+    assert "BEGIN HIDDEN TESTS" in autograded and "hidden inputs match the reference" in autograded
+    ref_lines = [ln.strip() for ln in (REPO / "autograder" / "reference.py").read_text().splitlines()
+                 if ln.strip().startswith("return")]
+    text = feedback(work, "mutant_var_unbiased", LESSON_OF["batch_variance"])
+    assert ref_lines and not any(line in text for line in ref_lines)
+
+
+def test_a_warning_on_stderr_does_not_cost_points(graded):
+    rows, work = graded
+    row = rows["warnings", LESSONS[0]]
+    assert row.score == row.max_score, row.failed_tests
+    assert "a harmless warning from a correct answer" in feedback(work, "warnings", LESSONS[0])
+
+
+def test_runaway_code_is_stopped_and_costs_only_its_piece(graded):
+    row = graded[0]["runaway", LESSONS[0]]
+    assert row.score == row.max_score - points()["batch_mean"]
+    assert [t.split(":")[0] for t in row.failed_tests] == ["test_batch_mean"]
+
+
+def test_bad_submissions_are_reported_not_fatal(graded):
+    rows, work = graded
+    assert rows["malformed", LESSONS[0]].status.startswith("malformed notebook")
+    assert rows["malformed", LESSONS[0]].score == 0
+    renamed = rows["renamed", LESSONS[0]]
+    assert "my attempt.ipynb" in renamed.status and renamed.score == renamed.max_score
+    missing = rows["mutant_var_unbiased", LESSON_OF["normalise"]]
+    assert missing.status.startswith("missing") and missing.score == 0
+    with open(work / "grades.csv") as f:
+        header = f.readline().strip().split(",")
+    assert header[:4] == ["student", "lesson", "score", "max_score"]
+
+
+def test_cli_grades_a_learners_own_copy(tmp_path):
+    """`python -m autograder grade my_course --as-student me`: one learner, one command."""
+    lesson = LESSONS[0]
+    hand_in(tmp_path / "inbox", "my_course", lesson)
+    out = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "inbox" / "my_course"),
+                          "--as-student", "me", "--workdir", str(tmp_path / "work")],
+                         capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert re.search(rf"^me\s+{full(lesson)}/{full(lesson)}", out.stdout, re.M), out.stdout
+    assert (tmp_path / "work" / "feedback" / "me" / lesson / f"{lesson}.html").exists()
+
+
+def test_standard_nbgrader_commands_work_from_the_repository(tmp_path):
+    """generate_assignment / autograde / generate_feedback / export with nbgrader_config.py."""
+    import shutil
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for item in ("nbgrader_config.py", "autograder", "bncourse", "solutions"):
+        (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, repo / item)
+    lesson = LESSONS[0]
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+
+    def run(*args):
+        out = subprocess.run(nbgrader + list(args), cwd=repo, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out
+
+    run("generate_assignment", lesson, "--force")
+    assert (repo / "course" / lesson / f"{lesson}.ipynb").exists()
+    nb = submissions.filled_notebook(lesson, release=repo / "course", source=repo / "solutions")
+    submissions.write(nb, repo / "grading" / "submitted" / "ada" / lesson / f"{lesson}.ipynb")
+    run("autograde", lesson)
+    run("generate_feedback", lesson)
+    assert (repo / "grading" / "feedback" / "ada" / lesson / f"{lesson}.html").exists()
+    run("export")
+    exported = (repo / "grades.csv").read_text()
+    assert re.search(rf"{lesson},.*ada,.*,{full(lesson)}\.0,{full(lesson)}\.0", exported), exported
+    assert json.loads((repo / "course" / lesson / f"{lesson}.ipynb").read_text())["cells"]

@@ -1,0 +1,120 @@
+"""The judging engine without nbgrader: visible checks and hidden tests on the catalogue."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from autograder import hidden, reference
+from bncourse import checks, judge, oracle
+from bncourse.misconceptions import CATALOGUE, diagnose
+from tests.catalogue import MUTANTS, VARIANTS, compile_piece
+
+PIECES = list(oracle.PIECES)
+
+
+def answers(overrides=None):
+    """A namespace with every piece (the reference's float64 maths as plain functions, then
+    the overrides), like a learner's notebook."""
+    ns = {"np": np}
+    for source in VARIANTS["in_place"].values():
+        compile_piece(source, ns)
+    for source in (overrides or {}).values():
+        compile_piece(source, ns)
+    return ns
+
+
+def expected_message(mutant):
+    named = {m.name: m.message for m in CATALOGUE[mutant.piece]}
+    return named.get(mutant.expect, mutant.expect)
+
+
+def run_check(piece, fn):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ok = getattr(checks, f"check_{piece}")(fn)
+    return ok, out.getvalue()
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("piece", PIECES)
+def test_correct_variants_pass_visible_and_hidden(variant, piece):
+    ns = answers(VARIANTS[variant])
+    ok, printed = run_check(piece, ns[piece])
+    assert ok, printed
+    hidden.grade(piece, ns[piece], namespace=ns)
+    assert diagnose(piece, ns[piece]) == []  # a correct answer is never called a mistake
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_mutant_fails_and_is_named(mutant):
+    ns = answers({mutant.piece: mutant.source})
+    fn = ns[mutant.piece]
+    message = expected_message(mutant)
+    ok, printed = run_check(mutant.piece, fn)
+    assert not ok
+    assert message in printed, printed
+    with pytest.raises(AssertionError) as failure:
+        hidden.grade(mutant.piece, fn, namespace=ns)
+    assert message in str(failure.value)
+
+
+def test_every_catalogued_misconception_has_a_mutant_or_is_probed_independently():
+    covered = {(m.piece, m.expect) for m in MUTANTS}
+    for piece, known in CATALOGUE.items():
+        for m in known:
+            # each probe must at least recognise its own wrong formula, not a correct answer
+            assert not m.probe(answers()[piece]), f"{piece}/{m.name} fires on a correct answer"
+    assert len(covered) >= 12
+
+
+def test_not_implemented_is_reported_plainly():
+    def batch_mean(x):
+        raise NotImplementedError()
+    ok, printed = run_check("batch_mean", batch_mean)
+    assert not ok and "not implemented yet" in printed and "Traceback" not in printed
+
+
+def test_torch_float32_stays_within_tolerance_on_hidden_cases():
+    """The float32 bound is above torch's own float32 error (see calibrate_tolerances.py)."""
+    import torch
+    for case in hidden.hidden_cases("batchnorm_forward"):
+        x, g, b = (torch.as_tensor(a) for a in case.args)
+        y = torch.nn.functional.batch_norm(x, None, None, g, b, training=True,
+                                           eps=case.kwargs.get("eps", 1e-5)).numpy()
+        exact, _ = reference.batchnorm_forward(*case.args, **case.kwargs)
+        judge.compare("y", y, exact, judge.allowed_error("batchnorm_forward", case, exact), case)
+
+
+def test_known_bug_breaks_float32_tolerance_on_large_offsets():
+    """One-pass variance fails in float32 (most of all with large offsets) and in float64 only
+    with large offsets: in exact arithmetic it is right, so only precision can catch it."""
+    one_pass = next(m for m in MUTANTS if m.name == "var_one_pass")
+    fn = answers({"batch_variance": one_pass.source})["batch_variance"]
+    caught = []
+    for case in hidden.hidden_cases("batch_variance"):
+        try:
+            judge.judge_case("batch_variance", fn, case, oracle.expected("batch_variance"))
+        except judge.Failure:
+            caught.append(case)
+    assert any(c.dtype == np.float32 and "offset by ~10000" in c.label for c in caught)
+    assert all(c.dtype == np.float32 or "offset" in c.label for c in caught)
+
+
+def test_later_piece_graded_with_reference_parts():
+    """A wrong batch_variance must not cost batchnorm_forward its points."""
+    bad = next(m for m in MUTANTS if m.name == "var_unbiased")
+    ns = answers({"batch_variance": bad.source})
+    hidden.grade("batchnorm_forward", ns["batchnorm_forward"], namespace=ns)
+    assert ns["batch_variance"].__name__ == "batch_variance" and "ddof" in bad.source
+    with pytest.raises(AssertionError):  # ...and the namespace is restored afterwards
+        hidden.grade("batch_variance", ns["batch_variance"])
+
+
+def test_checks_are_fast():
+    import time
+    ns = answers()
+    for piece in PIECES:
+        start = time.perf_counter()
+        run_check(piece, ns[piece])
+        assert time.perf_counter() - start < 5  # generous; benchmarks/ reports the real figure

@@ -1,0 +1,94 @@
+"""Repository invariants: one source for notebooks, pinned environment, learner copy safety."""
+import filecmp
+import json
+import re
+import tomllib
+
+import nbformat
+import pytest
+import yaml
+
+from autograder import grading, submissions
+from autograder.settings import REPO
+from bncourse import workspace
+
+LESSONS = submissions.lessons()
+
+
+def test_course_is_what_release_generates(tmp_path):
+    """course/ must equal `python -m autograder release` output: no drift, no hand edits."""
+    grading.release(out=tmp_path / "course")
+    diff = filecmp.dircmp(REPO / "course", tmp_path / "course")
+    stack, problems = [diff], []
+    while stack:
+        d = stack.pop()
+        problems += [f"{d.left}: {x}" for x in d.left_only + d.right_only + d.diff_files + d.funny_files]
+        stack += d.subdirs.values()
+    assert not problems, "course/ is out of date: run `make release`\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("tree", ["solutions", "course"])
+def test_notebooks_are_committed_without_outputs(tree):
+    for path in (REPO / tree).rglob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            assert not cell.get("outputs") and not cell.get("execution_count"), path
+
+
+def test_learner_notebooks_hide_solutions_and_hidden_tests():
+    for lesson in LESSONS:
+        text = submissions.notebook_path(lesson).read_text()
+        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "autograder"):
+            assert marker not in text, (lesson, marker)
+        assert "raise NotImplementedError" in text
+
+
+def test_every_lesson_follows_the_template():
+    """Learn / Implement / Reflect sections, a figure, and for every graded function:
+    solution cell, then its visible check, then its test cell with hidden tests."""
+    for lesson in LESSONS:
+        cells = nbformat.read(submissions.notebook_path(lesson, REPO / "solutions"), 4).cells
+        text = "\n".join(c.source for c in cells)
+        for heading in ("## Learn", "## Implement", "## Reflect", "**Time:**", "**Prerequisites:**"):
+            assert heading in text, (lesson, heading)
+        assert "plots." in text, f"{lesson} draws no figure"
+        ids = [submissions.grade_id(c) for c in cells]
+        solutions = [submissions.grade_id(c) for c in cells if submissions.is_solution(c)]
+        assert solutions
+        for piece in solutions:
+            i = ids.index(piece)
+            assert ids[i + 1:i + 3] == [f"check_{piece}", f"test_{piece}"], (lesson, piece)
+            assert f"checks.check_{piece}({piece}" in cells[i + 1].source
+            assert "BEGIN HIDDEN TESTS" in cells[i + 2].source
+            assert "<summary>Hint</summary>" in cells[i - 1].source, (lesson, piece, "hint")
+
+
+def _pins(lines):
+    return {re.split("==", p)[0].strip().lower(): p.strip() for p in lines if "==" in p}
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _pins(project["dependencies"]) == _pins(pip)
+    assert "torch==2.13.0" in project["dependencies"]
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python == "python=3.11" and project["requires-python"].startswith(">=3.11")
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+
+
+def test_workspace_copies_once_and_never_overwrites(tmp_path):
+    work = tmp_path / "my_course"
+    first = workspace.sync(REPO / "course", work)
+    assert len(first) == len(LESSONS)
+    mine = work / LESSONS[0] / f"{LESSONS[0]}.ipynb"
+    mine.write_text("my answers")
+    assert workspace.sync(REPO / "course", work) == []
+    assert mine.read_text() == "my answers"
+    (work / LESSONS[-1] / f"{LESSONS[-1]}.ipynb").unlink()  # a lesson added later is copied in
+    assert [p.name for p in workspace.sync(REPO / "course", work)] == [f"{LESSONS[-1]}.ipynb"]
