@@ -4,6 +4,7 @@
     grade(inbox, workdir)           INBOX/<student>/<lesson>/*.ipynb -> grades.csv + feedback
 """
 import csv
+import re
 import shutil
 import sys
 import tempfile
@@ -172,13 +173,20 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
     return rows
 
 
+def _reason(log):
+    """The most telling line of a failed nbgrader run: its last real exception."""
+    errors = [ln.strip() for ln in log.splitlines()
+              if re.match(r"\s*[A-Za-z_.]*(Error|Exception|Timeout)\w*: ", ln)
+              and "NbGraderException" not in ln]
+    return (errors[-1] if errors else "nbgrader could not process the notebook")[:200]
+
+
 def _autograde_all(api, todo, work, progress):
     from tqdm.auto import tqdm
     for row in tqdm(todo, desc="grading", unit="notebook", disable=not progress, file=sys.stderr):
         result = api.autograde(row.lesson, row.student, force=True, create=True)
         if not result["success"]:
-            log = (result.get("error") or result.get("log") or "").strip().splitlines()
-            row.status = "grading error: " + (log[-1][:200] if log else "unknown")
+            row.status = "grading error: " + _reason(result.get("log", "") + result.get("error", ""))
             continue
         api.generate_feedback(row.lesson, row.student, force=True)
         row.failed_tests = _failed_tests(work, row.student, row.lesson)

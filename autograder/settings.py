@@ -17,6 +17,7 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     """Fill traitlets config `c`. Grading steps live under `root` (git-ignored workspace);
     source and release are the repository's solutions/ and course/ unless given."""
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)  # nbgrader chdirs into it; a fresh clone has none
     # nbgrader runs `alembic` as a command: find it beside this Python even without an
     # activated virtual environment
     bindir = str(Path(sys.executable).parent)
@@ -34,6 +35,8 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
 
     c.Execute.timeout = cell_timeout
     c.Execute.interrupt_on_timeout = True
+    # no history file per kernel; and quiet the kernel's own start-up warnings on the terminal
+    c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
 
     from nbgrader.converters import Autograde, GenerateFeedback  # heavy: import lazily
     from autograder.nbgrader_plugins import PrivateFeedback, StderrIsNotFailure
