@@ -8,14 +8,14 @@
 `grade` runs the learner's piece on many randomised inputs (shapes, seeds, float32 and
 float64, offsets up to 1e4, N=2, D=1, constant features) and compares every answer with
 both the hidden reference and torch.nn.BatchNorm1d. On the first wrong answer it raises
-AssertionError whose message names the likely mistake; the message never contains this
+CheckFailed (an AssertionError) whose message names the likely mistake; the message never contains this
 file's source or the reference.
 """
 import zlib
 
 from autograder import reference
 from bncourse import judge, oracle
-from bncourse.checks import explain
+from bncourse.checks import CheckFailed, explain
 
 HIDDEN_CASES = 40
 
@@ -29,7 +29,7 @@ def hidden_cases(piece):
 
 
 def grade(piece, fn, namespace=None):
-    """Raise AssertionError naming the mistake unless fn is right on every hidden case."""
+    """Raise CheckFailed naming the mistake unless fn is right on every hidden case."""
     cases = hidden_cases(piece)
     sources = {"the reference": lambda case: getattr(reference, piece)(*case.args, **case.kwargs),
                "torch.nn.BatchNorm1d": oracle.expected(piece)}
@@ -39,6 +39,6 @@ def grade(piece, fn, namespace=None):
                 try:
                     judge.judge_case(piece, fn, case, expected)
                 except judge.Failure as failure:
-                    raise AssertionError(f"{piece} (hidden tests, compared with {source}): "
+                    raise CheckFailed(f"{piece} (hidden tests, compared with {source}): "
                                          + explain(piece, fn, failure)) from None
     print(f"✓ {piece}: all {len(cases)} hidden inputs match the reference and torch.nn.BatchNorm1d")

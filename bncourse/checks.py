@@ -10,6 +10,13 @@ from bncourse.misconceptions import diagnose
 VISIBLE_SEED = 0
 
 
+class CheckFailed(AssertionError):
+    """A wrong answer. Jupyter shows just the message: no traceback through the checks."""
+
+    def _render_traceback_(self):  # IPython's hook for custom tracebacks
+        return [f"\x1b[0;31mCheckFailed\x1b[0m: {self}"]
+
+
 class Verdict(int):
     """True/False that Jupyter does not echo under the check's own printout."""
 
@@ -47,7 +54,7 @@ def run_checks(piece, fn, raise_on_failure=False, count=4, namespace=None):
     if failure is not None:
         message = f"{piece}: " + explain(piece, fn, failure)
         if raise_on_failure:
-            raise AssertionError(message) from None
+            raise CheckFailed(message) from None
         print("✗ " + message.replace("\n", "\n  "))
         return Verdict(False)
     if namespace is not None and piece in judge.PARTS and not raise_on_failure:
