@@ -4,8 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TEST_STAMP := $(subst .installed-,.installed-test-,$(STAMP))
 
-.PHONY: install lab test release grade-demo grade-me bench clean-venv
+.PHONY: install lab test chromium release grade-demo grade-me bench clean-venv
 
 install: $(STAMP)
 
@@ -18,10 +19,21 @@ $(STAMP): pyproject.toml
 
 lab: $(STAMP)
 	$(PY) -m bncourse.workspace
-	$(VENV)/bin/jupyter lab --notebook-dir=my_course
+	$(VENV)/bin/jupyter lab --notebook-dir=my_course $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(STAMP)
+test: $(TEST_STAMP) chromium
 	$(PY) -m pytest
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[browser]"
+	touch $@
+
+# Debian's Chromium drives tests/test_lab.py (JupyterLab in a real browser). Installed when
+# this runs as root on Debian/Ubuntu; elsewhere those tests are skipped and say so.
+chromium:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: /usr/bin/chromium not available: the browser tests will be skipped"
 
 release: $(STAMP)
 	$(PY) -m autograder release
