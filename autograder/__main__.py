@@ -50,7 +50,8 @@ def main(argv=None):
         return 2
     work = Path(args.workdir)
     print(grading.summary(rows))
-    print(f"\n{len(rows)} notebooks in {time.perf_counter() - start:.1f} s. "
+    ran = sum(r.status.startswith("graded") for r in rows)
+    print(f"\n{len(rows)} student x lesson rows, {ran} notebooks run, in {time.perf_counter() - start:.1f} s. "
           f"Grades: {work / 'grades.csv'}; feedback: {work / 'feedback'}/<student>/<lesson>/")
     return 0
 
