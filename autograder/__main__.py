@@ -51,7 +51,8 @@ def main(argv=None):
     work = Path(args.workdir)
     print(grading.summary(rows))
     ran = sum(r.status.startswith("graded") for r in rows)
-    print(f"\n{len(rows)} student x lesson rows, {ran} notebooks run, in {time.perf_counter() - start:.1f} s. "
+    print(f"\n{len(rows)} student x lesson rows, {ran} notebooks run, "
+          f"in {time.perf_counter() - start:.1f} s. "
           f"Grades: {work / 'grades.csv'}; feedback: {work / 'feedback'}/<student>/<lesson>/")
     return 0
 

@@ -218,9 +218,9 @@ def call(fn, case):
     before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
     try:
         out = fn(*args, **case.kwargs)
-    except NotImplementedError:
-        raise Failure(f"{_name(fn)} is not implemented yet: replace `raise NotImplementedError()` "
-                      "with your code", case, "not_implemented") from None
+    except NotImplementedError as e:
+        raise Failure(f"{_unimplemented(fn, e)} is not implemented yet: replace "
+                      "`raise NotImplementedError()` with your code", case, "not_implemented") from None
     except Exception as e:  # the learner's code crashed: say how, briefly
         raise Failure(f"{_name(fn)} raised {type(e).__name__}: {e}", case, "raised") from None
     for i, (a, b) in enumerate(zip(args, before)):
@@ -233,6 +233,15 @@ def call(fn, case):
 
 def _name(fn):
     return getattr(fn, "__name__", "your function")
+
+
+def _unimplemented(fn, error):
+    """Which function still raises NotImplementedError: fn itself, or a step it calls."""
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_name
+    return _name(fn) if where in (_name(fn), "<module>") else f"{where} (called by {_name(fn)})"
 
 
 def judge_case(piece, fn, case, expected):

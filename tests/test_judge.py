@@ -75,6 +75,13 @@ def test_not_implemented_is_reported_plainly():
     assert not ok and "not implemented yet" in printed and "Traceback" not in printed
 
 
+def test_an_unimplemented_earlier_step_is_named():
+    ns = answers(VARIANTS["explicit_loops"])  # its forward calls batch_mean, batch_variance
+    exec("def batch_variance(x):\n    raise NotImplementedError()", ns)
+    ok, printed = run_check("batchnorm_forward", ns["batchnorm_forward"])
+    assert not ok and "batch_variance (called by batchnorm_forward) is not implemented yet" in printed
+
+
 def test_torch_float32_stays_within_tolerance_on_hidden_cases():
     """The float32 bound is above torch's own float32 error (see calibrate_tolerances.py)."""
     import torch
