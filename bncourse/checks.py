@@ -36,21 +36,12 @@ def explain(piece, fn, failure):
     return "\n".join(lines)
 
 
-def _first_failure(piece, fn, cases):
-    for case in cases:
-        try:
-            judge.judge_case(piece, fn, case, oracle.expected(piece))
-        except judge.Failure as failure:
-            return failure
-    return None
-
-
 def run_checks(piece, fn, raise_on_failure=False, count=4, namespace=None):
     """namespace: the notebook's globals(), for a piece built from earlier pieces. It is then
     judged with torch's versions of those pieces, so it passes when it assembles them right."""
     cases = judge.make_cases(piece, seed=VISIBLE_SEED, count=count)
     with judge.trusted_parts(piece, namespace, oracle):
-        failure = _first_failure(piece, fn, cases)
+        failure = judge.first_failure(piece, fn, cases, oracle.expected(piece))
     if failure is not None:
         message = f"{piece}: " + explain(piece, fn, failure)
         if raise_on_failure:
@@ -58,7 +49,7 @@ def run_checks(piece, fn, raise_on_failure=False, count=4, namespace=None):
         print("✗ " + message.replace("\n", "\n  "))
         return Verdict(False)
     if namespace is not None and piece in judge.PARTS and not raise_on_failure:
-        own = _first_failure(piece, fn, cases)
+        own = judge.first_failure(piece, fn, cases, oracle.expected(piece))
         if own is not None:
             print(f"✓ {piece} assembles the steps correctly, but with your own "
                   f"{', '.join(judge.PARTS[piece])} it gives a wrong answer:\n  {own}\n"

@@ -271,6 +271,21 @@ def judge_case(piece, fn, case, expected):
         compare(f"cache['{key}']", cache[key], exact_cache[key], 0.0, case)
 
 
+def expected_from(module, piece):
+    """`expected(case)` for judge_case: what `module.<piece>` answers on the case's inputs."""
+    return lambda case: getattr(module, piece)(*case.args, **case.kwargs)
+
+
+def first_failure(piece, fn, cases, expected):
+    """The Failure of fn's first wrong answer over `cases`, or None when all are right."""
+    for case in cases:
+        try:
+            judge_case(piece, fn, case, expected)
+        except Failure as failure:
+            return failure
+    return None
+
+
 # ---------------------------------------------------------------- grading a piece on its own
 
 def _keep_dtype(trusted):

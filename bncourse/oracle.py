@@ -6,9 +6,13 @@ float64 answer, computed by torch.nn.BatchNorm1d / torch.nn.functional.batch_nor
   - affine=False exposes x_hat;
   - eval mode with given statistics computes (x - mean) / sqrt(var + eps).
 """
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from bncourse import judge
 
 
 def _t(a):
@@ -59,4 +63,4 @@ PIECES = {f.__name__: f for f in (batch_mean, batch_variance, normalise, scale_a
 
 def expected(piece):
     """`expected(case)` callable for bncourse.judge.judge_case."""
-    return lambda case: PIECES[piece](*case.args, **case.kwargs)
+    return judge.expected_from(sys.modules[__name__], piece)
