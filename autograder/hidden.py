@@ -1,42 +1,75 @@
-"""Hidden tests: the entry point that nbgrader test cells call.
+"""Hidden tests: which inputs the grader asks about, and the verdict on the answers.
 
-    ### BEGIN HIDDEN TESTS
-    from autograder.hidden import grade
-    grade("batch_mean", batch_mean)
-    ### END HIDDEN TESTS
+A learner's piece is judged in two halves that never share a process while grading:
+  1. `calls_for(piece, cases)`: the inputs, written into the submission's sandbox; the
+     hidden test cell records the learner's answers (bncourse.answers.record_answers);
+  2. `verdict(piece, replay, cases)`: back in the grader, those answers are compared with
+     the hidden reference *and* torch.nn.BatchNorm1d, and a failure names the likely mistake.
 
-`grade` runs the learner's piece on many randomised inputs (shapes, seeds, float32 and
-float64, offsets up to 1e4, N=2, D=1, constant features) and compares every answer with
-both the hidden reference and torch.nn.BatchNorm1d. On the first wrong answer it raises
-CheckFailed (an AssertionError) whose message names the likely mistake; the message never
-contains this file's source or the reference.
+`grade(piece, fn)` runs both halves in one process (an instructor running the solutions,
+the test suite). The cases are randomised shapes, seeds, float32 and float64, offsets up to
+1e4, N=2, D=1 and constant features; while grading a class their seed comes from a secret
+key per student, so no submission can know them in advance. Messages never contain this
+file's source or the reference.
 """
+import hashlib
+import hmac
 import zlib
 
 from autograder import reference
 from bncourse import judge, oracle
+from bncourse.answers import Answer, Replay, digest, run_calls
 from bncourse.checks import CheckFailed, explain
+from bncourse.misconceptions import CATALOGUE
 
 HIDDEN_CASES = 40
+PIECES = tuple(oracle.PIECES)  # the pieces these hidden tests judge
 
 
-def _seed(piece):
-    return 1000 + zlib.crc32(piece.encode()) % 100000
+def seed_for(piece, key=None):
+    """The cases' seed: fixed for in-process runs; keyed (HMAC) per student when grading."""
+    if key is None:
+        return 1000 + zlib.crc32(piece.encode()) % 100000
+    return int.from_bytes(hmac.new(key, piece.encode(), hashlib.sha256).digest()[:8], "little")
 
 
-def hidden_cases(piece):
-    return judge.make_cases(piece, seed=_seed(piece), count=HIDDEN_CASES)
+def hidden_cases(piece, key=None):
+    return judge.make_cases(piece, seed=seed_for(piece, key), count=HIDDEN_CASES)
+
+
+def calls_for(piece, cases):
+    """Every input the verdict will ask about: the cases, then the misconception probes."""
+    calls = [(c.args, c.kwargs) for c in cases]
+    for mistake in CATALOGUE.get(piece, []):
+        calls += mistake.probe.calls
+    unique = {}
+    for args, kwargs in calls:
+        unique.setdefault(digest(args, kwargs), (args, kwargs))
+    return list(unique.values())
+
+
+def verdict(piece, fn, cases):
+    """(passed, message) for fn (a Replay of recorded answers, or the function itself)."""
+    sources = {"the reference": judge.expected_from(reference, piece),
+               "torch.nn.BatchNorm1d": oracle.expected(piece)}
+    for source, expected in sources.items():
+        failure = judge.first_failure(piece, fn, cases, expected)
+        if failure is not None:
+            where = "" if failure.kind in ("missing", "not_implemented", "forbidden") else \
+                f" (hidden tests, compared with {source})"
+            return False, f"{piece}{where}: " + explain(piece, fn, failure)
+    return True, (f"✓ {piece}: all {len(cases)} hidden inputs match the reference and "
+                  "torch.nn.BatchNorm1d")
 
 
 def grade(piece, fn, namespace=None):
-    """Raise CheckFailed naming the mistake unless fn is right on every hidden case."""
+    """Record fn's answers and judge them, in this process; raise CheckFailed naming the
+    mistake unless every hidden case is right."""
     cases = hidden_cases(piece)
-    sources = {"the reference": judge.expected_from(reference, piece),
-               "torch.nn.BatchNorm1d": oracle.expected(piece)}
-    with judge.trusted_parts(piece, namespace, reference):
-        for source, expected in sources.items():
-            failure = judge.first_failure(piece, fn, cases, expected)
-            if failure is not None:
-                raise CheckFailed(f"{piece} (hidden tests, compared with {source}): "
-                                  + explain(piece, fn, failure)) from None
-    print(f"✓ {piece}: all {len(cases)} hidden inputs match the reference and torch.nn.BatchNorm1d")
+    calls = calls_for(piece, cases)
+    arrays, meta = run_calls(piece, fn, calls, namespace)
+    replay = Replay(piece, calls, [Answer(entry, arrays, i) for i, entry in enumerate(meta)])
+    passed, message = verdict(piece, replay, cases)
+    if not passed:
+        raise CheckFailed(message) from None
+    print(message)

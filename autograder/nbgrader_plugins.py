@@ -1,13 +1,22 @@
 """nbgrader preprocessors that make grades and feedback trustworthy.
 
+- SandboxedExecute (autograde, in place of Execute): runs the submission in a sandbox and
+  scores each test cell by judging the learner's recorded answers outside it.
 - StderrIsNotFailure (autograde, right after Execute): nbgrader 0.9 scores a test cell 0 as
   soon as anything reaches stderr, so a harmless torch or numpy warning would cost a correct
   answer its points. Stderr text is kept, but as ordinary output; only errors fail a cell.
 - PrivateFeedback (generate_feedback): feedback shows each failing test's message, never the
   hidden test source nor a traceback through the hidden helpers.
 """
-from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+import contextlib
+from pathlib import Path
+
+import nbformat
 from nbgrader import utils
+from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
+from traitlets import Unicode
+
+from bncourse import answers
 
 
 class StderrIsNotFailure(NbGraderPreprocessor):
@@ -32,3 +41,105 @@ class PrivateFeedback(ClearHiddenTests):
                     # the message only: a traceback would quote hidden test and helper source
                     output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+
+# ------------------------------------------------------------------ sandboxed, tamper-proof grading
+
+class Coordination:
+    """Set by a parallel grading worker: a context manager under which the gradebook is free
+    for other workers (the notebook's run itself needs no gradebook)."""
+    while_running = contextlib.nullcontext
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute step, in a sandbox, with grades that the submission cannot touch.
+
+    The notebook runs in autograder.sandbox (no instructor files, no network, limits). Its
+    hidden test cells only record the learner's answers to inputs chosen here from a secret
+    key; once the sandbox is gone, each test cell's output is replaced by the verdict on
+    those answers (autograder.hidden), so nbgrader's SaveAutoGrades scores the verdicts and
+    nothing the kernel printed or patched. Answer cells that use torch's normalisation or the
+    grader's files score 0 (autograder.honesty); odd code is flagged for a human.
+    """
+
+    release_directory = Unicode("", help="the released notebooks, to tell learner code from "
+                                         "the code they were handed").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from autograder import hidden, honesty, sandbox
+        from autograder.reports import save_report, secret_key
+
+        info = resources["nbgrader"]
+        lesson, student = info["assignment"], info["student"]
+        workspace = Path(info["db_url"].replace("sqlite:///", "")).parent
+        key = secret_key(workspace, student, lesson)
+        pieces = [p for p in _tested_pieces(nb) if p in hidden.PIECES]
+        cases = {p: hidden.hidden_cases(p, key) for p in pieces}
+        calls = {p: hidden.calls_for(p, cases[p]) for p in pieces}
+        with Coordination.while_running():
+            run = sandbox.run_submission(nb, lesson, calls, cell_timeout=self.timeout,
+                                         scratch_root=workspace)
+        _take_outputs(nb, run.notebook)
+        forbidden, flags = honesty.read_notebook(nb.cells, lesson, self._released(lesson),
+                                                 {p: p for p in pieces})
+        for cell in nb.cells:
+            piece = _tested_piece(cell)
+            if piece not in cases:
+                continue
+            if piece in forbidden:
+                cell.outputs = [_error("NotYourOwnWork", f"{piece} earns no points: its answer cell "
+                                       + "; ".join(forbidden[piece]) + ". Answers must compute BatchNorm "
+                                       "with their own code (numpy or torch primitives such as mean, "
+                                       "sum, sqrt); they may not use torch's normalisation layers, "
+                                       "the hidden reference or the solutions.")]
+                continue
+            missing = run.problems.get(piece) or (
+                "the notebook stopped before this test ran: " + run.stopped if run.stopped
+                else "this test cell did not finish (see its error, or an error above it)")
+            replay = answers.Replay(piece, calls[piece], run.answers.get(piece),
+                                    missing=f"no answers of {piece} were recorded: {missing}")
+            passed, message = hidden.verdict(piece, replay, cases[piece])
+            cell.outputs = ([nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
+                            if passed else [_error("CheckFailed", message)])
+        save_report(workspace, student, lesson, sandbox=run.sandbox, flags=flags,
+                    stopped=run.stopped)
+        return nb, resources
+
+    def _released(self, lesson):
+        if not self.release_directory:
+            return ()
+        sources = []
+        for path in Path(self.release_directory, lesson).glob("*.ipynb"):
+            sources += [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        return sources
+
+
+def _tested_piece(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    grade_id = meta.get("grade_id", "")
+    if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution") \
+            and grade_id.startswith("test_"):
+        return grade_id[len("test_"):]
+    return None
+
+
+def _tested_pieces(nb):
+    return [p for p in map(_tested_piece, nb.cells) if p]
+
+
+def _take_outputs(nb, executed):
+    """Copy outputs from the sandbox's notebook, cell by cell, where the code is the same."""
+    if executed is None:
+        return
+    ran = executed.get("cells", [])
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or index >= len(ran):
+            continue
+        other = ran[index]
+        if other.get("cell_type") == "code" and other.get("source") == cell.source:
+            cell.outputs = other.get("outputs", [])
+            cell.execution_count = other.get("execution_count")
+
+
+def _error(ename, evalue):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])

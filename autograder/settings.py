@@ -34,14 +34,17 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
 
     c.Execute.timeout = cell_timeout
+    c.SandboxedExecute.release_directory = str(Path(release))
     c.Execute.interrupt_on_timeout = True
     # no history file per kernel; and quiet the kernel's own start-up warnings on the terminal
     c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
 
     from nbgrader.converters import Autograde, GenerateFeedback  # heavy: import lazily
-    from autograder.nbgrader_plugins import PrivateFeedback, StderrIsNotFailure
+    from autograder.nbgrader_plugins import PrivateFeedback, SandboxedExecute, StderrIsNotFailure
 
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    assert steps[0].__name__ == "Execute"
+    steps[0] = SandboxedExecute  # same traits as Execute (timeout, ...), run in a sandbox
     steps.insert(1, StderrIsNotFailure)  # right after Execute, before grades are saved
     c.Autograde.autograde_preprocessors = steps
     c.GenerateFeedback.preprocessors = (list(GenerateFeedback.class_traits()["preprocessors"].default())

@@ -27,11 +27,12 @@ class Verdict(int):
 def explain(piece, fn, failure):
     """A failure message that leads with the likely mistake, then the evidence."""
     lines = []
-    if failure.kind != "not_implemented":
+    quiet = failure.kind in ("not_implemented", "missing", "forbidden")  # nothing to diagnose
+    if not quiet:
         for mistake in diagnose(piece, fn)[:1]:
             lines.append(f"Likely mistake: {mistake.message}.")
     lines.append(str(failure))
-    if failure.case is not None and failure.kind != "not_implemented":
+    if failure.case is not None and not quiet:
         lines.append(f"(input: {failure.case.label})")
     return "\n".join(lines)
 

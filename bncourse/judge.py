@@ -181,6 +181,11 @@ def allowed_error(piece, case, exact, what="out"):
 
 # ---------------------------------------------------------------- verdicts
 
+def type_name(value):
+    """The type a learner returned (a recorded answer keeps the original's name)."""
+    return getattr(value, "recorded_type", None) or type(value).__name__
+
+
 def _as_array(value, name):
     if hasattr(value, "detach"):  # a torch tensor is fine too
         value = value.detach().cpu().numpy()
@@ -189,7 +194,7 @@ def _as_array(value, name):
     except Exception:
         arr = None
     if arr is None or arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise Failure(f"{name} must be a numpy array of numbers; got {type(value).__name__}",
+        raise Failure(f"{name} must be a numpy array of numbers; got {type_name(value)}",
                       kind="type")
     return arr
 
@@ -212,17 +217,37 @@ def compare(name, got, exact, allowed, case):
                   case)
 
 
+class Raised(Exception):
+    """An exception recorded inside the grading sandbox, raised again where it is judged."""
+
+    def __init__(self, kind, text):
+        super().__init__(text)
+        self.kind, self.text = kind, text
+
+
+def run(fn, args, kwargs):
+    """Call fn; return (output, None), or (None, (kind, message)) when it raises."""
+    from bncourse.tripwire import ForbiddenCall
+    try:
+        return fn(*args, **kwargs), None
+    except Raised as e:
+        return None, (e.kind, e.text)
+    except NotImplementedError as e:
+        return None, ("not_implemented", f"{_unimplemented(fn, e)} is not implemented yet: replace "
+                      "`raise NotImplementedError()` with your code")
+    except ForbiddenCall as e:
+        return None, ("forbidden", f"{_name(fn)} called torch's own normalisation: {e}")
+    except Exception as e:  # the learner's code crashed: say how, briefly
+        return None, ("raised", f"{_name(fn)} raised {type(e).__name__}: {e}")
+
+
 def call(fn, case):
     """Run fn on fresh copies of the case's inputs; report exceptions and input mutation."""
     args = case.fresh_args()
     before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
-    try:
-        out = fn(*args, **case.kwargs)
-    except NotImplementedError as e:
-        raise Failure(f"{_unimplemented(fn, e)} is not implemented yet: replace "
-                      "`raise NotImplementedError()` with your code", case, "not_implemented") from None
-    except Exception as e:  # the learner's code crashed: say how, briefly
-        raise Failure(f"{_name(fn)} raised {type(e).__name__}: {e}", case, "raised") from None
+    out, error = run(fn, args, case.kwargs)
+    if error is not None:
+        raise Failure(error[1], case, error[0])
     for i, (a, b) in enumerate(zip(args, before)):
         if b is not None and not np.array_equal(a, b, equal_nan=True):
             raise Failure(f"{_name(fn)} changed its input argument {i + 1} in place (e.g. `x -= mean`); "
@@ -254,7 +279,7 @@ def judge_case(piece, fn, case, expected):
         return
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
         raise Failure("batchnorm_forward must return a pair (y, cache) with cache a dict; got "
-                      f"{type(out).__name__}", case, "type")
+                      f"{type_name(out)}", case, "type")
     y, cache = out
     exact_y, exact_cache = exact
     compare("y", y, exact_y, allowed_error(piece, case, exact_y), case)
@@ -288,11 +313,34 @@ def first_failure(piece, fn, cases, expected):
 
 # ---------------------------------------------------------------- grading a piece on its own
 
-def _keep_dtype(trusted):
+def _exact_mean(x):
+    return _f64(x).mean(axis=0)
+
+
+def _exact_variance(x):
+    return _f64(x).var(axis=0)
+
+
+def _exact_normalise(x, mean, var, eps=1e-5):
+    return (_f64(x) - _f64(mean)) / np.sqrt(_f64(var) + eps)
+
+
+def _exact_scale_and_shift(x_hat, gamma, beta):
+    return _f64(gamma) * _f64(x_hat) + _f64(beta)
+
+
+# Steps 1-4 in float64 numpy: the trusted parts while a piece is recorded in the grading
+# sandbox, where torch's BatchNorm kernels are switched off (bncourse.tripwire).
+EXACT_STEPS = type("ExactSteps", (), {
+    "batch_mean": staticmethod(_exact_mean), "batch_variance": staticmethod(_exact_variance),
+    "normalise": staticmethod(_exact_normalise), "scale_and_shift": staticmethod(_exact_scale_and_shift)})
+
+
+def _keep_dtype(trusted, name):
     """Trusted maths computes in float64; hand back the input's dtype, as a learner's would."""
     def part(*args, **kwargs):
         return np.asarray(trusted(*args, **kwargs)).astype(np.asarray(args[0]).dtype)
-    part.__name__ = trusted.__name__
+    part.__name__ = name
     return part
 
 
@@ -304,7 +352,7 @@ def trusted_parts(piece, namespace, trusted):
     saved = {n: namespace[n] for n in names}
     try:
         for n in names:
-            namespace[n] = _keep_dtype(getattr(trusted, n))
+            namespace[n] = _keep_dtype(getattr(trusted, n), n)
         yield
     finally:
         if namespace is not None:

@@ -54,13 +54,16 @@ def like(wrong, *args, output=lambda out: out, **kwargs):
     """Probe: does fn(*args) give the same answer as the mistaken formula `wrong`?"""
     def probe(fn):
         return _same(output(_run(fn, *args, **kwargs)), wrong(*args, **kwargs))
+    probe.calls = [(args, kwargs)]  # what the grader records for it (bncourse.answers)
     return probe
+
+
+_X_NEAR_1E4 = 1e4 + np.random.default_rng(7).standard_normal((64, 3))
 
 
 def _one_pass_probe(fn):
     """Right in float64, far off in float32 when features sit near 1e4: one-pass variance."""
-    rng = np.random.default_rng(7)
-    x64 = 1e4 + rng.standard_normal((64, 3))
+    x64 = _X_NEAR_1E4
     exact = x64.var(axis=0)
     good64 = _run(fn, x64)
     bad32 = _run(fn, x64.astype(np.float32))
@@ -70,6 +73,9 @@ def _one_pass_probe(fn):
         return bool(np.max(np.abs(np.asarray(bad32, np.float64) - exact)) > 1e-2)
     except Exception:
         return False
+
+
+_one_pass_probe.calls = [((_X_NEAR_1E4,), {}), ((_X_NEAR_1E4.astype(np.float32),), {})]
 
 
 def _y(out):

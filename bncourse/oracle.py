@@ -6,13 +6,23 @@ float64 answer, computed by torch.nn.BatchNorm1d / torch.nn.functional.batch_nor
   - affine=False exposes x_hat;
   - eval mode with given statistics computes (x - mean) / sqrt(var + eps).
 """
+import functools
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bncourse import judge
+from bncourse import judge, tripwire
+
+
+def _uses_torch_kernels(fn):
+    """The oracle is the course's own code: it may use torch's kernels while grading."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with tripwire.allowed():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _t(a):
@@ -29,25 +39,30 @@ def _stats_layer(x):
     return layer, x.shape[0]
 
 
+@_uses_torch_kernels
 def batch_mean(x):
     layer, _ = _stats_layer(x)
     return layer.running_mean.numpy()
 
 
+@_uses_torch_kernels
 def batch_variance(x):
     layer, n = _stats_layer(x)
     return (layer.running_var * (n - 1) / n).numpy()  # torch stores the unbiased one
 
 
+@_uses_torch_kernels
 def normalise(x, mean, var, eps=1e-5):
     return F.batch_norm(_t(x), _t(mean), _t(var), training=False, eps=eps).numpy()
 
 
+@_uses_torch_kernels
 def scale_and_shift(x_hat, gamma, beta):
     zeros, ones = torch.zeros(len(gamma), dtype=torch.float64), torch.ones(len(gamma), dtype=torch.float64)
     return F.batch_norm(_t(x_hat), zeros, ones, _t(gamma), _t(beta), training=False, eps=0.0).numpy()
 
 
+@_uses_torch_kernels
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
     x64 = _t(x)
     x_hat = F.batch_norm(x64, None, None, training=True, eps=eps)

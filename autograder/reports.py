@@ -1,0 +1,39 @@
+"""What the grader keeps beside the gradebook, in the grading workspace (never in a sandbox).
+
+- a secret key, made once per workspace: the hidden inputs of each student and lesson are
+  drawn from it, so they are the same on every regrade and unknowable to a submission;
+- one small JSON report per student and lesson: whether the sandbox ran, what stopped the
+  notebook early, and what a human should look at (autograder.honesty's flags).
+"""
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+SECRET = ".grading-secret"
+
+
+def secret_key(workspace, student, lesson):
+    path = Path(workspace) / SECRET
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return hmac.new(path.read_bytes(), f"{student}/{lesson}".encode(), hashlib.sha256).digest()
+
+
+def report_path(workspace, student, lesson):
+    return Path(workspace) / "reports" / student / f"{lesson}.json"
+
+
+def save_report(workspace, student, lesson, **report):
+    path = report_path(workspace, student, lesson)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+
+
+def load_report(workspace, student, lesson):
+    path = report_path(workspace, student, lesson)
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,220 @@
+"""Answers recorded where the learner's code runs, judged where it cannot reach.
+
+While a lesson is graded, the submission runs in a sandbox (see autograder/sandbox.py). The
+grader writes the inputs it wants answered into the notebook's folder; each hidden test cell
+calls `record_answers(piece, fn)`, which runs fn on every input and saves what came back. The
+grader then judges those answers in its own process with `Replay`: a stand-in for fn that
+returns the recorded answers, so the same judging code (bncourse.judge) runs on them.
+
+Nothing in the learner's kernel decides a grade: patching numpy or the checks changes
+nothing, and a forged answers file needs the right answers to inputs chosen at grading time.
+"""
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from bncourse import judge
+
+FOLDER = ".grading"  # in the notebook's folder, while grading
+MAX_FILE_BYTES = 64 << 20  # what the grader will read back from one answers file
+MAX_DEPTH = 4
+
+
+def calls_path(folder, piece):
+    return Path(folder) / FOLDER / f"{piece}.calls.npz"
+
+
+def answers_path(folder, piece):
+    return Path(folder) / FOLDER / f"{piece}.answers.npz"
+
+
+def digest(args, kwargs):
+    """Identifies one call by its inputs' dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for a in args:
+        a = np.asarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(json.dumps(sorted(kwargs.items())).encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- files
+
+def _save(path, arrays, meta):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = dict(arrays, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _load(path, max_bytes=MAX_FILE_BYTES):
+    """(arrays, meta) from a file written by _save; refuses anything odd or too big."""
+    with zipfile.ZipFile(path) as z:
+        if sum(info.file_size for info in z.infolist()) > max_bytes:
+            raise ValueError(f"{path.name} is larger than {max_bytes >> 20} MB")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    return arrays, meta
+
+
+def save_calls(path, calls):
+    """calls: [(args, kwargs)] with args numpy arrays or numbers, kwargs numbers."""
+    arrays, meta = {}, []
+    for i, (args, kwargs) in enumerate(calls):
+        for j, a in enumerate(args):
+            arrays[f"c{i}a{j}"] = np.asarray(a)
+        meta.append({"scalars": [j for j, a in enumerate(args) if not isinstance(a, np.ndarray)],
+                     "nargs": len(args), "kwargs": kwargs})
+    _save(Path(path), arrays, meta)
+
+
+def load_calls(path):
+    arrays, meta = _load(Path(path))
+    calls = []
+    for i, m in enumerate(meta):
+        args = [arrays[f"c{i}a{j}"] for j in range(m["nargs"])]
+        args = tuple(a.item() if j in m["scalars"] else a for j, a in enumerate(args))
+        calls.append((args, m["kwargs"]))
+    return calls
+
+
+# ---------------------------------------------------------------- one answer
+
+def _encode(value, arrays, key, depth=0):
+    """A JSON-able description of value; its arrays go into `arrays`."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        try:
+            value = value.detach().cpu().numpy()
+        except Exception:
+            return {"t": "opaque", "type": type(value).__name__}
+    if depth < MAX_DEPTH and isinstance(value, (tuple, list)) and not _numeric(value):
+        return {"t": type(value).__name__,
+                "items": [_encode(v, arrays, f"{key}_{i}", depth + 1) for i, v in enumerate(value[:16])]}
+    if depth < MAX_DEPTH and isinstance(value, dict):
+        return {"t": "dict", "items": {k: _encode(v, arrays, f"{key}_{n}", depth + 1)
+                                       for n, (k, v) in enumerate(list(value.items())[:32])
+                                       if isinstance(k, str)}}
+    if _numeric(value):
+        arrays[key] = np.asarray(value)
+        return {"t": type(value).__name__ if isinstance(value, (list, tuple)) else "array", "k": key}
+    return {"t": "opaque", "type": type(value).__name__}
+
+
+def _numeric(value):
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        return False
+    try:
+        a = np.asarray(value)
+    except Exception:
+        return False
+    return a.dtype != object and (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
+
+
+class Opaque:
+    """Stands for an answer that was not numbers (a string, None, a function...)."""
+
+    def __init__(self, recorded_type):
+        self.recorded_type = recorded_type
+
+    def __repr__(self):
+        return f"<{self.recorded_type}>"
+
+
+def _decode(desc, arrays):
+    t = desc.get("t")
+    if t == "opaque":
+        return Opaque(str(desc.get("type")))
+    if "k" in desc:
+        a = arrays[desc["k"]]
+        return list(a) if t == "list" else tuple(a) if t == "tuple" else a
+    if t in ("tuple", "list"):
+        items = [_decode(d, arrays) for d in desc["items"]]
+        return tuple(items) if t == "tuple" else items
+    if t == "dict":
+        return {k: _decode(d, arrays) for k, d in desc["items"].items()}
+    raise ValueError(f"unknown answer type {t!r}")
+
+
+# ---------------------------------------------------------------- recording (in the sandbox)
+
+def run_calls(piece, fn, calls, namespace=None):
+    """Run fn on every call; return [(answer or error, mutated args)] as one file's contents."""
+    arrays, meta = {}, []
+    with judge.trusted_parts(piece, namespace, judge.EXACT_STEPS):
+        for i, (args, kwargs) in enumerate(calls):
+            args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
+            before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
+            out, error = judge.run(fn, args, kwargs)
+            entry = {"error": list(error)} if error else {"out": _encode(out, arrays, f"r{i}")}
+            entry["mutated"] = []
+            for j, (a, b) in enumerate(zip(args, before)):
+                if b is not None and not np.array_equal(a, b, equal_nan=True):
+                    arrays[f"r{i}m{j}"] = a
+                    entry["mutated"].append(j)
+            meta.append(entry)
+    return arrays, meta
+
+
+def record_answers(piece, fn, namespace=None):
+    """Hidden test cells call this. While grading: answer the grader's inputs for `piece`.
+    Elsewhere (an instructor running the solutions): grade in-process with the hidden tests."""
+    calls_file = calls_path(".", piece)
+    if not calls_file.is_file():
+        try:
+            from autograder.hidden import grade
+        except ImportError:
+            print(f"(the grader records {piece}'s answers here while grading)")
+            return
+        return grade(piece, fn, namespace)
+    arrays, meta = run_calls(piece, fn, load_calls(calls_file), namespace)
+    _save(answers_path(".", piece), arrays, meta)
+    print(f"{piece}: answers recorded; the grader judges them outside this notebook")
+
+
+# ---------------------------------------------------------------- judging (outside)
+
+class Answer:
+    def __init__(self, entry, arrays, i):
+        self.error = tuple(entry["error"]) if "error" in entry else None
+        self.out = None if self.error else _decode(entry["out"], arrays)
+        self.mutated = {int(j): arrays[f"r{i}m{int(j)}"] for j in entry.get("mutated", [])}
+
+
+def load_answers(path, count):
+    """The answers to `count` calls from a file the sandbox wrote (untrusted: checked)."""
+    arrays, meta = _load(Path(path))
+    if not isinstance(meta, list) or len(meta) != count:
+        raise ValueError(f"{Path(path).name} answers {len(meta) if isinstance(meta, list) else '?'} "
+                         f"calls, not {count}")
+    return [Answer(entry, arrays, i) for i, entry in enumerate(meta)]
+
+
+class Replay:
+    """Behaves like the learner's function on the recorded calls, from its recorded answers."""
+
+    def __init__(self, name, calls, answers, missing=None):
+        self.__name__ = name
+        self._index = {digest(args, kwargs): i for i, (args, kwargs) in enumerate(calls)}
+        self._answers = answers
+        self._missing = missing  # why there are no answers, when there are none
+
+    def __call__(self, *args, **kwargs):
+        if self._answers is None:
+            raise judge.Raised("missing", self._missing or f"no answers of {self.__name__} were recorded")
+        i = self._index.get(digest(args, kwargs))
+        if i is None:
+            raise judge.Raised("missing", f"the grader asked {self.__name__} about an input it had "
+                                          "not recorded (a grader bug: please report it)")
+        answer = self._answers[i]
+        for j, after in answer.mutated.items():
+            if j < len(args) and isinstance(args[j], np.ndarray) and args[j].shape == after.shape:
+                np.copyto(args[j], after, casting="unsafe")
+        if answer.error:
+            raise judge.Raised(*answer.error)
+        return answer.out
+

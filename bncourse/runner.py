@@ -1,0 +1,100 @@
+"""Run one notebook top to bottom inside the grading sandbox.
+
+    python -m bncourse.runner NOTEBOOK --lesson ID --timeout SECONDS
+
+The grader (autograder/sandbox.py) starts this inside the sandbox, so the kernel and its
+client share the sandbox's private network. It saves the notebook after every cell, so
+whatever ran before a hang or a crash still counts, and writes REPORT (JSON) on the way
+out: which cell stopped the run and why. Everything it writes is evidence for the grader,
+never trusted: grades come from the recorded answers, judged outside.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from bncourse.tripwire import GRADING_ENV
+
+EXECUTED = "executed.ipynb"
+REPORT = "report.json"
+GRACE = 5  # seconds an interrupted cell gets to stop before the kernel is killed
+
+
+def _error(ename, evalue):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _responsive(client):
+    """After an interrupt: does the kernel answer again within GRACE seconds?"""
+    probe = nbformat.v4.new_code_cell("pass")
+    timeout, client.timeout = client.timeout, GRACE
+    try:
+        client.execute_cell(probe, 0, store_history=False)
+        return True
+    except (CellTimeoutError, DeadKernelError):
+        return False
+    finally:
+        client.timeout = timeout
+
+
+def run(path, lesson, timeout):
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    os.environ[GRADING_ENV] = lesson
+    client = NotebookClient(
+        nb, timeout=timeout, interrupt_on_timeout=False, allow_errors=True, kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR",
+                         # arm the tripwire before the learner's first cell
+                         "--IPKernelApp.exec_lines=__import__('bncourse.tripwire')"
+                         ".tripwire.arm_from_environment()"])
+    report = {"stopped_at": None, "reason": None}
+    out = path.parent / EXECUTED
+
+    def save():
+        nbformat.write(nb, out)
+        (path.parent / REPORT).write_text(json.dumps(report))
+
+    save()
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except CellTimeoutError:
+                cell.outputs.append(_error("TimeoutError", f"this cell ran longer than {timeout} s "
+                                                            "and was interrupted"))
+                client.km.interrupt_kernel()
+                if not _responsive(client):
+                    report.update(stopped_at=index, reason=f"cell {index} ran longer than {timeout} s "
+                                  "and ignored the interrupt; the kernel was stopped there")
+                    save()
+                    break
+            except DeadKernelError:
+                cell.outputs.append(_error("DeadKernelError", "the kernel died while running this cell"))
+                report.update(stopped_at=index, reason=f"the kernel died in cell {index} "
+                              "(it exited, crashed or ran out of memory)")
+                save()
+                break
+            save()
+    save()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook")
+    parser.add_argument("--lesson", required=True)
+    parser.add_argument("--timeout", type=int, default=60)
+    args = parser.parse_args(argv)
+    run(args.notebook, args.lesson, args.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
