@@ -1,7 +1,9 @@
 """Command line: python -m autograder {release,grade,demo} ...
 
   release [LESSON ...]                 regenerate course/ from solutions/
-  grade INBOX --workdir DIR            grade INBOX/<student>/<lesson>/*.ipynb; writes
+  grade INBOX --workdir DIR [--workers N]
+                                       grade INBOX/<student>/<lesson>/*.ipynb, N notebooks at a
+                                       time (default: one per core), each in a sandbox; writes
                                        DIR/grades.csv and DIR/feedback/<student>/<lesson>/*.html
   grade my_course --as-student me --workdir grading/me
                                        grade one learner's own working copy
@@ -28,6 +30,8 @@ def main(argv=None):
     gr.add_argument("--lessons", nargs="*", help="default: every lesson found in the inbox")
     gr.add_argument("--as-student", metavar="NAME",
                     help="INBOX is one learner's folder of lessons (e.g. my_course)")
+    gr.add_argument("--workers", type=int, default=None,
+                    help="notebooks graded at once (default: one per core)")
     demo = sub.add_parser("demo", help="grade a small demo class")
     demo.add_argument("--workdir", default="grading/demo")
     args = parser.parse_args(argv)
@@ -42,9 +46,10 @@ def main(argv=None):
             work = Path(args.workdir)
             shutil.rmtree(work, ignore_errors=True)
             inbox = build_class(work / "inbox")
-            args.inbox, args.lessons, args.as_student = inbox, None, None
+            args.inbox, args.lessons, args.as_student, args.workers = inbox, None, None, None
         start = time.perf_counter()
-        rows = grading.grade(args.inbox, args.workdir, args.lessons, args.as_student)
+        rows = grading.grade(args.inbox, args.workdir, args.lessons, args.as_student,
+                             workers=args.workers)
     except grading.GradingError as e:
         print(f"grading failed: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,10 @@
     release()                       course/ <- nbgrader generate_assignment(solutions/)
     grade(inbox, workdir)           INBOX/<student>/<lesson>/*.ipynb -> grades.csv + feedback
 """
+import contextlib
 import csv
+import fcntl
+import os
 import re
 import shutil
 import sys
@@ -14,10 +17,12 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.reports import load_report
+from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
 from autograder.submissions import lessons as all_lessons
 
-CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "failed_tests"]
+CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests"]
 
 
 class GradingError(RuntimeError):
@@ -57,11 +62,13 @@ class Row:
     max_score: float = 0.0
     status: str = "graded"
     failed_tests: list = field(default_factory=list)
+    sandbox: str = ""  # how the notebook ran: bubblewrap, NONE (unsandboxed), or "" (not run)
+    flags: list = field(default_factory=list)  # code a human should look at (autograder.honesty)
 
     def csv(self):
         return {"student": self.student, "lesson": self.lesson, "score": f"{self.score:g}",
-                "max_score": f"{self.max_score:g}", "status": self.status,
-                "failed_tests": " | ".join(self.failed_tests)}
+                "max_score": f"{self.max_score:g}", "status": self.status, "sandbox": self.sandbox,
+                "flags": " | ".join(self.flags), "failed_tests": " | ".join(self.failed_tests)}
 
 
 def _pick_notebook(folder, lesson):
@@ -98,20 +105,27 @@ def _stage(inbox_student, student, lesson, work):
 
 
 def _failed_tests(work, student, lesson):
-    """'test_id: message' for every test cell that failed, read from the autograded notebook."""
+    """'test_id: message' for every test cell that failed or is missing, read from the
+    autograded notebook."""
     path = work / "autograded" / student / lesson / f"{lesson}.ipynb"
     if not path.exists():
         return []
-    failed = []
+    failed, present = [], set()
     for cell in nbformat.read(path, as_version=4).cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade"):
             continue
+        present.add(meta["grade_id"])
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 message = f"{out.ename}: {out.evalue}".strip().splitlines()[0]
                 failed.append(f"{meta['grade_id']}: {message[:300]}")
                 break
+    released = nbformat.read(work / "release" / lesson / f"{lesson}.ipynb", as_version=4).cells
+    for cell in released:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and meta["grade_id"] not in present:
+            failed.append(f"{meta['grade_id']}: this test cell was deleted from the notebook; it scores 0")
     return failed
 
 
@@ -132,15 +146,15 @@ def students_in(inbox):
     return sorted(p.name for p in Path(inbox).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_timeout=CELL_TIMEOUT):
+def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_timeout=CELL_TIMEOUT,
+          workers=None):
     """Grade every student x lesson of INBOX into WORKDIR; return the rows of grades.csv.
 
     INBOX/<student>/<lesson>/<lesson>.ipynb, or with as_student=NAME: INBOX/<lesson>/... for
     one learner (their own working copy). A bad submission becomes a row with a status; it
-    never stops the class.
+    never stops the class. workers: notebooks graded at once (default: one per core); the
+    results are the same as one at a time.
     """
-    from sqlalchemy.exc import SAWarning
-
     inbox, work = Path(inbox).resolve(), Path(workdir).resolve()
     if not inbox.is_dir():
         raise GradingError(f"inbox {inbox} is not a folder")
@@ -153,7 +167,8 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
     if unknown:
         raise GradingError(f"no such lesson(s) {unknown}; lessons are {known}")
     work.mkdir(parents=True, exist_ok=True)
-    config = make_config(root=work, release=work / "release", cell_timeout=cell_timeout)
+    settings = {"root": work, "release": work / "release", "cell_timeout": cell_timeout}
+    config = make_config(**settings)
     api = _api(config)
     for lesson in lessons:  # records each lesson's test cells (and hidden tests) in the gradebook
         _generate(api, lesson)
@@ -165,12 +180,112 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
             rows.append(Row(student, lesson, status="graded" + (f"; {note}" if note else "")
                             if ready else note))
     todo = [r for r in rows if r.status.startswith("graded")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)  # nbgrader 0.9's own session noise
-        _autograde_all(api, todo, work, progress)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    _autograde_all(settings, todo, progress, workers)
     _scores(config.CourseDirectory.db_url, rows)
+    for row in todo:
+        report = load_report(work, row.student, row.lesson)
+        row.sandbox, row.flags = report.get("sandbox", ""), report.get("flags", [])
+        if report.get("stopped"):
+            row.status += f"; stopped early: {report['stopped']}"
+        row.failed_tests = _failed_tests(work, row.student, row.lesson)
     write_csv(rows, work / "grades.csv")
     return rows
+
+
+# ------------------------------------------------------------------ one notebook, N workers
+
+class GradebookLock:
+    """One gradebook, many workers: nbgrader does not support concurrent autograding, so a
+    worker holds this lock for all of its nbgrader work except the notebook's run in the
+    sandbox (SandboxedExecute releases it meanwhile), the long part that runs in parallel."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._fd = None
+
+    def acquire(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    @contextlib.contextmanager
+    def held(self):
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    @contextlib.contextmanager
+    def released(self):
+        if self._fd is None:  # not held (nbgrader called directly): nothing to hand over
+            yield
+            return
+        self.release()
+        try:
+            yield
+        finally:
+            self.acquire()
+
+
+_worker = {}  # in each worker process: its nbgrader API and the lock
+
+
+def _start_worker(settings):
+    from sqlalchemy.exc import SAWarning
+    from autograder.nbgrader_plugins import Coordination
+    warnings.simplefilter("ignore", SAWarning)  # nbgrader 0.9's own session noise
+    lock = GradebookLock(Path(settings["root"]) / ".gradebook.lock")
+    Coordination.while_running = lock.released
+    _worker.update(api=_api(make_config(**settings)), lock=lock)
+
+
+def _grade_one(lesson, student):
+    """Autograde and write feedback for one notebook; '' or the reason it could not be graded."""
+    api = _worker["api"]
+    with _worker["lock"].held():
+        result = api.autograde(lesson, student, force=True, create=True)
+        if not result["success"]:
+            return "grading error: " + _reason(result.get("log", "") + result.get("error", ""))
+        api.generate_feedback(lesson, student, force=True)
+    return ""
+
+
+def _autograde_all(settings, todo, progress, workers):
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+    import multiprocessing
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
+    left = list(todo)
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(settings,)) as pool:
+            futures = {pool.submit(_grade_one, row.lesson, row.student): row for row in todo}
+            for future in as_completed(futures):
+                row = futures[future]
+                try:
+                    problem = future.result()
+                except BrokenProcessPool:
+                    continue  # a worker died: its rows are graded below, one at a time
+                if problem:
+                    row.status = problem
+                left.remove(row)
+                bar.update()
+    if left:
+        _start_worker(settings)
+        for row in left:
+            problem = _grade_one(row.lesson, row.student)
+            if problem:
+                row.status = problem
+            bar.update()
+    bar.close()
 
 
 def _reason(log):
@@ -179,17 +294,6 @@ def _reason(log):
               if re.match(r"\s*[A-Za-z_.]*(Error|Exception|Timeout)\w*: ", ln)
               and "NbGraderException" not in ln]
     return (errors[-1] if errors else "nbgrader could not process the notebook")[:200]
-
-
-def _autograde_all(api, todo, work, progress):
-    from tqdm.auto import tqdm
-    for row in tqdm(todo, desc="grading", unit="notebook", disable=not progress, file=sys.stderr):
-        result = api.autograde(row.lesson, row.student, force=True, create=True)
-        if not result["success"]:
-            row.status = "grading error: " + _reason(result.get("log", "") + result.get("error", ""))
-            continue
-        api.generate_feedback(row.lesson, row.student, force=True)
-        row.failed_tests = _failed_tests(work, row.student, row.lesson)
 
 
 def write_csv(rows, path):
@@ -218,7 +322,15 @@ def summary(rows):
             if r.status != "graded":
                 notes.append(f"  {s}/{lsn}: {r.status}")
             notes += [f"  {s}/{lsn}: {t}" for t in r.failed_tests]
+            notes += [f"  {s}/{lsn}: REVIEW {flag}" for flag in r.flags]
         lines.append(line + f"{got:g}/{out:g}")
     if notes:
         lines += ["", "Notes:"] + notes
+    unsandboxed = [r for r in rows if r.sandbox == UNSANDBOXED]
+    if unsandboxed:
+        warning = (f"WARNING: {len(unsandboxed)} notebook(s) ran WITHOUT A SANDBOX (bubblewrap is "
+                   "missing or cannot create namespaces here): their code could read the hidden "
+                   "reference and the instructor's files. Grades of those rows are not safe "
+                   "against cheating; see the README's threat model.")
+        lines = [warning, ""] + lines + ["", warning]
     return "\n".join(lines)

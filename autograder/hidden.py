@@ -18,7 +18,7 @@ import zlib
 
 from autograder import reference
 from bncourse import judge, oracle
-from bncourse.answers import Answer, Replay, digest, run_calls
+from bncourse.answers import Answer, Calls, Replay, digest, run_calls
 from bncourse.checks import CheckFailed, explain
 from bncourse.misconceptions import CATALOGUE
 
@@ -39,13 +39,14 @@ def hidden_cases(piece, key=None):
 
 def calls_for(piece, cases):
     """Every input the verdict will ask about: the cases, then the misconception probes."""
-    calls = [(c.args, c.kwargs) for c in cases]
-    for mistake in CATALOGUE.get(piece, []):
-        calls += mistake.probe.calls
     unique = {}
-    for args, kwargs in calls:
+    for args, kwargs in [(c.args, c.kwargs) for c in cases]:
         unique.setdefault(digest(args, kwargs), (args, kwargs))
-    return list(unique.values())
+    probes_from = len(unique)
+    for mistake in CATALOGUE.get(piece, []):
+        for args, kwargs in mistake.probe.calls:
+            unique.setdefault(digest(args, kwargs), (args, kwargs))
+    return Calls(unique.values(), probes_from)
 
 
 def verdict(piece, fn, cases):
@@ -55,9 +56,9 @@ def verdict(piece, fn, cases):
     for source, expected in sources.items():
         failure = judge.first_failure(piece, fn, cases, expected)
         if failure is not None:
-            where = "" if failure.kind in ("missing", "not_implemented", "forbidden") else \
-                f" (hidden tests, compared with {source})"
-            return False, f"{piece}{where}: " + explain(piece, fn, failure)
+            plain = failure.kind in ("missing", "not_implemented", "forbidden")  # says it all
+            where = "" if plain else f"{piece} (hidden tests, compared with {source}): "
+            return False, where + explain(piece, fn, failure)
     return True, (f"✓ {piece}: all {len(cases)} hidden inputs match the reference and "
                   "torch.nn.BatchNorm1d")
 

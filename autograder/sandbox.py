@@ -76,7 +76,8 @@ def _bwrap_args(scratch):
     args += ["--ro-bind", str(bncourse_dir), str(bncourse_dir)]
     if (REPO / "datasets").is_dir():
         args += ["--ro-bind", str(REPO / "datasets"), str(REPO / "datasets")]
-    args += ["--bind", str(scratch), str(INSIDE), "--chdir", str(INSIDE)]
+    args += ["--bind", str(scratch), str(INSIDE), "--chdir", str(INSIDE),
+             "--remount-ro", "/"]  # the sandbox's own root too: only scratch and /tmp take writes
     return args
 
 
@@ -156,10 +157,10 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
            "MPLBACKEND": "agg", "MPLCONFIGDIR": str(inside / _matplotlib_cache(scratch).name),
            "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1",
            "OMP_NUM_THREADS": "1", "HOME": str(inside), "TMPDIR": "/tmp"}
+    # bncourse from where the grader has it: that folder is all the sandbox sees of the repo
+    env["PYTHONPATH"] = str(Path(bncourse.__file__).resolve().parents[1])
     if sandboxed:
         command = _bwrap_args(scratch) + command
-    else:
-        env["PYTHONPATH"] = str(Path(bncourse.__file__).resolve().parents[1])
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     deadline = min(cell_timeout * code_cells, 1200) + 60
     run = Run(sandbox=SANDBOX if sandboxed else UNSANDBOXED)

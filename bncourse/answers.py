@@ -62,21 +62,30 @@ def _load(path, max_bytes=MAX_FILE_BYTES):
     return arrays, meta
 
 
+class Calls(list):
+    """[(args, kwargs)]: the test cases first, then (from `probes_from` on) the inputs that
+    recognise misconceptions."""
+
+    def __init__(self, calls=(), probes_from=None):
+        super().__init__(calls)
+        self.probes_from = len(self) if probes_from is None else probes_from
+
+
 def save_calls(path, calls):
-    """calls: [(args, kwargs)] with args numpy arrays or numbers, kwargs numbers."""
+    """calls: Calls of (args, kwargs), args numpy arrays or numbers, kwargs numbers."""
     arrays, meta = {}, []
     for i, (args, kwargs) in enumerate(calls):
         for j, a in enumerate(args):
             arrays[f"c{i}a{j}"] = np.asarray(a)
         meta.append({"scalars": [j for j, a in enumerate(args) if not isinstance(a, np.ndarray)],
                      "nargs": len(args), "kwargs": kwargs})
-    _save(Path(path), arrays, meta)
+    _save(Path(path), arrays, {"calls": meta, "probes_from": getattr(calls, "probes_from", len(calls))})
 
 
 def load_calls(path):
     arrays, meta = _load(Path(path))
-    calls = []
-    for i, m in enumerate(meta):
+    calls = Calls(probes_from=meta["probes_from"])
+    for i, m in enumerate(meta["calls"]):
         args = [arrays[f"c{i}a{j}"] for j in range(m["nargs"])]
         args = tuple(a.item() if j in m["scalars"] else a for j, a in enumerate(args))
         calls.append((args, m["kwargs"]))
@@ -143,10 +152,15 @@ def _decode(desc, arrays):
 # ---------------------------------------------------------------- recording (in the sandbox)
 
 def run_calls(piece, fn, calls, namespace=None):
-    """Run fn on every call; return [(answer or error, mutated args)] as one file's contents."""
+    """Run fn on every call; return the contents of an answers file: (arrays, meta)."""
     arrays, meta = {}, []
     with judge.trusted_parts(piece, namespace, judge.EXACT_STEPS):
         for i, (args, kwargs) in enumerate(calls):
+            if i < calls.probes_from and meta and "error" in meta[-1]:
+                # judging stops at a case's first error: spare the other cases (not the probes)
+                meta.append({"error": ["missing", "not asked: an earlier input already failed"],
+                             "mutated": []})
+                continue
             args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
             before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
             out, error = judge.run(fn, args, kwargs)
