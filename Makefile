@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TEST_STAMP := $(subst .installed-,.installed-test-,$(STAMP))
 
-.PHONY: install lab test chromium release grade-demo grade-me bench clean-venv
+.PHONY: install lab test chromium sandbox release grade-demo grade-me bench clean-venv
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ lab: $(STAMP)
 	$(PY) -m bncourse.workspace
 	$(VENV)/bin/jupyter lab --notebook-dir=my_course $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(TEST_STAMP) chromium
+test: $(TEST_STAMP) chromium sandbox
 	$(PY) -m pytest
 
 $(TEST_STAMP): $(STAMP)
@@ -35,13 +35,21 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "note: /usr/bin/chromium not available: the browser tests will be skipped"
 
+# Grading runs each submission inside bubblewrap (autograder/sandbox.py). Installed when this
+# runs as root on Debian/Ubuntu; without it grading still works and says loudly that it ran
+# unsandboxed, and the sandbox tests are skipped.
+sandbox:
+	@command -v bwrap >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
+	  echo "note: bubblewrap (bwrap) not available: grading will run unsandboxed"
+
 release: $(STAMP)
 	$(PY) -m autograder release
 
-grade-demo: $(STAMP)
+grade-demo: $(STAMP) sandbox
 	$(PY) -m autograder demo --workdir grading/demo
 
-grade-me: $(STAMP)
+grade-me: $(STAMP) sandbox
 	$(PY) -m autograder grade my_course --as-student me --workdir grading/me
 
 bench: $(STAMP)

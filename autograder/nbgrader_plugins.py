@@ -101,17 +101,23 @@ class SandboxedExecute(Execute):
             passed, message = hidden.verdict(piece, replay, cases[piece])
             cell.outputs = ([nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
                             if passed else [_error("CheckFailed", message)])
+        deleted = [c for c in self._released_cells(lesson) if _tested_piece(c) and _tested_piece(c) not in cases]
+        for cell in deleted:  # said where the learner reads it: nbgrader has already scored it 0
+            nb.cells.append(nbformat.v4.new_markdown_cell(
+                f"**Grader:** the test cell `{cell.metadata.nbgrader.grade_id}` was deleted from this "
+                f"notebook, so `{_tested_piece(cell)}` scores 0."))
         save_report(workspace, student, lesson, sandbox=run.sandbox, flags=flags,
                     stopped=run.stopped)
         return nb, resources
 
-    def _released(self, lesson):
+    def _released_cells(self, lesson):
         if not self.release_directory:
-            return ()
-        sources = []
-        for path in Path(self.release_directory, lesson).glob("*.ipynb"):
-            sources += [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-        return sources
+            return []
+        return [c for path in Path(self.release_directory, lesson).glob("*.ipynb")
+                for c in nbformat.read(path, as_version=4).cells]
+
+    def _released(self, lesson):
+        return [c.source for c in self._released_cells(lesson) if c.cell_type == "code"]
 
 
 def _tested_piece(cell):

@@ -1,0 +1,96 @@
+"""How fast a class is graded: N synthetic students over every lesson, sequential vs parallel.
+
+    python benchmarks/bench_grading.py [--students 100] [--workers 2]
+
+Prints the wall time of each run, the time per notebook, the floor it is compared against
+(starting a bare kernel and running the lesson's import cell, no sandbox, no nbgrader:
+the least any grader that runs the notebook must pay), and the speedup. Goals: speedup
+>= 1.8x on 2 cores; sequential time per notebook within 1.3x of the floor. Also checks
+that both runs gave the same scores.
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import nbformat  # noqa: E402
+
+from autograder import grading, submissions  # noqa: E402
+from tests.catalogue import LESSON_OF, MUTANTS, VARIANTS  # noqa: E402
+
+
+def build_class(inbox, students):
+    """Mostly right, some classic mistakes, a few untouched: like a real class."""
+    variants = list(VARIANTS.values())
+    for i in range(students):
+        for lesson in submissions.lessons():
+            kind = i % 4
+            if kind == 3:
+                mutants = [m for m in MUTANTS if m.lesson == lesson]
+                m = mutants[i % len(mutants)]
+                nb = submissions.filled_notebook(lesson, {m.piece: m.source})
+            elif kind == 2:
+                answers = {p: s for p, s in variants[i % len(variants)].items() if LESSON_OF[p] == lesson}
+                nb = submissions.filled_notebook(lesson, answers)
+            else:
+                nb = submissions.filled_notebook(lesson, fill_rest=i % 20 != 1)
+            submissions.write(nb, inbox / f"student{i:03d}" / lesson / f"{lesson}.ipynb")
+
+
+def floor(lesson, repeats=5):
+    """Median seconds to start a kernel, run the lesson's import cell, and stop."""
+    from jupyter_client.manager import start_new_kernel
+    nb = nbformat.read(submissions.notebook_path(lesson), as_version=4)
+    setup = next(c.source for c in nb.cells if c.cell_type == "code")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        km, kc = start_new_kernel(kernel_name="python3",
+                                  extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        kc.execute_interactive(setup, timeout=120)
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timed_grade(inbox, work, workers):
+    start = time.perf_counter()
+    rows = grading.grade(inbox, work, progress=True, workers=workers)
+    return time.perf_counter() - start, rows, [(r.student, r.lesson, r.score, r.status) for r in rows]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    lessons = submissions.lessons()
+    floors = {lesson: floor(lesson) for lesson in lessons}
+    with tempfile.TemporaryDirectory() as tmp:
+        inbox = Path(tmp) / "inbox"
+        build_class(inbox, args.students)
+        notebooks = args.students * len(lessons)
+        seq, rows, scores_seq = timed_grade(inbox, Path(tmp) / "sequential", 1)
+        par, _, scores_par = timed_grade(inbox, Path(tmp) / "parallel", args.workers)
+    sandboxes = sorted({r.sandbox for r in rows})
+    mean_floor = statistics.mean(floors.values())
+    print(f"\n{args.students} students x {len(lessons)} lessons = {notebooks} notebooks "
+          f"({os.cpu_count()} cores; sandbox: {', '.join(sandboxes)})")
+    for lesson, f in floors.items():
+        print(f"  floor {lesson}: {f:.2f} s (bare kernel start + import cell, median of 5)")
+    print(f"  sequential: {seq:7.1f} s wall, {seq / notebooks:.2f} s per notebook = "
+          f"{seq / notebooks / mean_floor:.2f}x the floor (goal <= 1.3x)")
+    print(f"  parallel ({args.workers} workers): {par:7.1f} s wall, {par / notebooks:.2f} s per notebook")
+    print(f"  speedup: {seq / par:.2f}x (goal >= 1.8x)")
+    # (two workspaces have two secret keys, so their hidden inputs differ; the scores may not)
+    print(f"  same scores and statuses from both: {scores_seq == scores_par}")
+
+
+if __name__ == "__main__":
+    main()
