@@ -119,7 +119,7 @@ def _failed_tests(work, student, lesson):
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 message = f"{out.ename}: {out.evalue}".strip().splitlines()[0]
-                failed.append(f"{meta['grade_id']}: {message[:300]}")
+                failed.append(f"{meta['grade_id']}: {message[:600]}")
                 break
     released = nbformat.read(work / "release" / lesson / f"{lesson}.ipynb", as_version=4).cells
     for cell in released:

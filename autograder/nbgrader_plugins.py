@@ -101,7 +101,8 @@ class SandboxedExecute(Execute):
             passed, message = hidden.verdict(piece, replay, cases[piece])
             cell.outputs = ([nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
                             if passed else [_error("CheckFailed", message)])
-        deleted = [c for c in self._released_cells(lesson) if _tested_piece(c) and _tested_piece(c) not in cases]
+        present = set(_tested_pieces(nb))
+        deleted = [c for c in self._released_cells(lesson) if _tested_piece(c) not in present | {None}]
         for cell in deleted:  # said where the learner reads it: nbgrader has already scored it 0
             nb.cells.append(nbformat.v4.new_markdown_cell(
                 f"**Grader:** the test cell `{cell.metadata.nbgrader.grade_id}` was deleted from this "

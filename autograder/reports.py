@@ -17,10 +17,17 @@ SECRET = ".grading-secret"
 
 def secret_key(workspace, student, lesson):
     path = Path(workspace) / SECRET
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if not path.exists():  # made whole, then linked in: parallel workers never see half a key
+        draft = path.with_name(f"{SECRET}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another worker was first: use its key
+        finally:
+            os.unlink(draft)
     return hmac.new(path.read_bytes(), f"{student}/{lesson}".encode(), hashlib.sha256).digest()
 
 

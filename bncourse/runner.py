@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 
 from bncourse.tripwire import GRADING_ENV
 
@@ -30,16 +31,20 @@ def _error(ename, evalue):
 
 
 def _responsive(client):
-    """After an interrupt: does the kernel answer again within GRACE seconds?"""
-    probe = nbformat.v4.new_code_cell("pass")
-    timeout, client.timeout = client.timeout, GRACE
-    try:
-        client.execute_cell(probe, 0, store_history=False)
-        return True
-    except (CellTimeoutError, DeadKernelError):
-        return False
-    finally:
-        client.timeout = timeout
+    """After an interrupt: does the kernel answer a new request within GRACE seconds?"""
+    import queue
+    import time
+    kc = client.kc
+    msg_id = kc.execute("pass", silent=True, store_history=False)
+    deadline = time.monotonic() + GRACE
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            reply = run_sync(kc.get_shell_msg)(timeout=left)
+        except queue.Empty:
+            return False
+        if reply.get("parent_header", {}).get("msg_id") == msg_id:
+            return True
+    return False
 
 
 def run(path, lesson, timeout):
@@ -70,7 +75,7 @@ def run(path, lesson, timeout):
             except CellTimeoutError:
                 cell.outputs.append(_error("TimeoutError", f"this cell ran longer than {timeout} s "
                                                             "and was interrupted"))
-                client.km.interrupt_kernel()
+                run_sync(client.km.interrupt_kernel)()  # an async kernel manager
                 if not _responsive(client):
                     report.update(stopped_at=index, reason=f"cell {index} ran longer than {timeout} s "
                                   "and ignored the interrupt; the kernel was stopped there")

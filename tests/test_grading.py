@@ -115,7 +115,7 @@ def test_each_mutant_loses_exactly_its_piece_and_is_named(graded, mutant):
 
 
 HIDDEN_SOURCE = TRACEBACK_MARKS + ["BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "judge.py",
-                                   "from autograder.hidden import grade", "trusted_parts", "reference.py"]
+                                   "record_answers", "trusted_parts", "reference.py"]
 
 
 @pytest.mark.parametrize("mutant", MUTANTS[:6] + MUTANTS[-4:], ids=lambda m: m.name)
