@@ -8,7 +8,8 @@ bubblewrap sandbox, and reads back the executed notebook and the recorded answer
   (loopback only), no view of other processes, no capabilities, a new session (no terminal
   injection), killed with everything it started when the run ends or the grader dies;
 - a filesystem of read-only binds (the system, Python, the virtual environment, bncourse/,
-  datasets/) plus the scratch folder, the only writable place. solutions/, autograder/ (the
+  datasets/) on a read-only root, plus the scratch folder: the only writable place (it
+  holds TMPDIR too). solutions/, autograder/ (the
   hidden reference), the gradebook, other students' work and the grading workspace are
   simply not there;
 - limits: address space (RLIMIT_AS), file size, and a wall-clock deadline for the whole run
@@ -66,7 +67,7 @@ def _bwrap_args(scratch):
     bncourse_dir = Path(bncourse.__file__).resolve().parent
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev"]  # no /tmp: TMPDIR is in the scratch folder
     for system in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc"):
         if os.path.exists(system):
             args += ["--ro-bind", system, system]
@@ -77,7 +78,7 @@ def _bwrap_args(scratch):
     if (REPO / "datasets").is_dir():
         args += ["--ro-bind", str(REPO / "datasets"), str(REPO / "datasets")]
     args += ["--bind", str(scratch), str(INSIDE), "--chdir", str(INSIDE),
-             "--remount-ro", "/"]  # the sandbox's own root too: only scratch and /tmp take writes
+             "--remount-ro", "/"]  # the sandbox's own root too: only scratch takes writes
     return args
 
 
@@ -149,6 +150,8 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     for piece, piece_calls in calls.items():
         answers.save_calls(answers.calls_path(scratch, piece), piece_calls)
     os.chmod(scratch / answers.FOLDER, 0o777)
+    (scratch / ".tmp").mkdir(mode=0o777)
+    os.chmod(scratch / ".tmp", 0o777)
     sandboxed = sandbox_available()
     inside = INSIDE if sandboxed else scratch
     command = [sys.executable, "-m", "bncourse.runner", str(inside / notebook.name),
@@ -156,7 +159,7 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
            "MPLBACKEND": "agg", "MPLCONFIGDIR": str(inside / _matplotlib_cache(scratch).name),
            "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "OMP_NUM_THREADS": "1", "HOME": str(inside), "TMPDIR": "/tmp"}
+           "OMP_NUM_THREADS": "1", "HOME": str(inside), "TMPDIR": str(inside / ".tmp")}
     # bncourse from where the grader has it: that folder is all the sandbox sees of the repo
     env["PYTHONPATH"] = str(Path(bncourse.__file__).resolve().parents[1])
     if sandboxed:
