@@ -1,0 +1,1 @@
+import bncourse  # noqa: F401  (first: it spares every grading process a slow import)

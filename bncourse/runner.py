@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+import bncourse  # noqa: F401  (first: it spares this process a slow import)
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -53,6 +54,7 @@ def run(path, lesson, timeout):
     os.environ[GRADING_ENV] = lesson
     client = NotebookClient(
         nb, timeout=timeout, interrupt_on_timeout=False, allow_errors=True, kernel_name="python3",
+        shutdown_kernel="immediate",  # nothing in the kernel is needed after the last cell
         resources={"metadata": {"path": str(path.parent)}},
         extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR",
                          # arm the tripwire before the learner's first cell
