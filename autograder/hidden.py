@@ -4,7 +4,8 @@ A learner's piece is judged in two halves that never share a process while gradi
   1. `calls_for(piece, cases)`: the inputs, written into the submission's sandbox; the
      hidden test cell records the learner's answers (bncourse.answers.record_answers);
   2. `verdict(piece, replay, cases)`: back in the grader, those answers are compared with
-     the hidden reference *and* torch.nn.BatchNorm1d, and a failure names the likely mistake.
+     the hidden reference *and* torch (BatchNorm1d, or autograd for gradients), and a failure
+     names the likely mistake.
 
 `grade(piece, fn)` runs both halves in one process (an instructor running the solutions,
 the test suite). The cases are randomised shapes, seeds, float32 and float64, offsets up to
@@ -52,7 +53,7 @@ def calls_for(piece, cases):
 def verdict(piece, fn, cases):
     """(passed, message) for fn (a Replay of recorded answers, or the function itself)."""
     sources = {"the reference": judge.expected_from(reference, piece),
-               "torch.nn.BatchNorm1d": oracle.expected(piece)}
+               oracle.NAMES[piece]: oracle.expected(piece)}
     for source, expected in sources.items():
         failure = judge.first_failure(piece, fn, cases, expected)
         if failure is not None:
@@ -60,7 +61,7 @@ def verdict(piece, fn, cases):
             where = "" if plain else f"{piece} (hidden tests, compared with {source}): "
             return False, where + explain(piece, fn, failure)
     return True, (f"✓ {piece}: all {len(cases)} hidden inputs match the reference and "
-                  "torch.nn.BatchNorm1d")
+                  f"{oracle.NAMES[piece]}")
 
 
 def grade(piece, fn, namespace=None):
@@ -68,7 +69,7 @@ def grade(piece, fn, namespace=None):
     mistake unless every hidden case is right."""
     cases = hidden_cases(piece)
     calls = calls_for(piece, cases)
-    arrays, meta = run_calls(piece, fn, calls, namespace)
+    arrays, meta = run_calls(piece, fn, calls, namespace)  # (run_calls applies judge.pure)
     replay = Replay(piece, calls, [Answer(entry, arrays, i) for i, entry in enumerate(meta)])
     passed, message = verdict(piece, replay, cases)
     if not passed:

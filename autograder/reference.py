@@ -40,3 +40,74 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     cache = {"x": x, "mean": mean, "var": var, "eps": eps, "x_hat": x_hat,
              "gamma": gamma, "beta": beta}
     return y, cache
+
+
+def batchnorm_backward(dout, cache):
+    """(N, D) dout and a forward cache -> (dx (N, D), dgamma (D,), dbeta (D,)), closed form."""
+    dout, x_hat, gamma = _f64(dout), _f64(cache["x_hat"]), _f64(cache["gamma"])
+    n = dout.shape[0]
+    inv_std = 1.0 / np.sqrt(_f64(cache["var"]) + cache["eps"])
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx = gamma * inv_std / n * (n * dout - dbeta - x_hat * dgamma)
+    return dx, dgamma, dbeta
+
+
+batchnorm_backward_staged = batchnorm_backward  # the same gradients, whichever way derived
+
+
+def numerical_gradient(f, x, dout, h=1e-5):
+    """Centred differences of L(x) = sum(f(x) * dout), one element of x at a time."""
+    x = _f64(x).copy()
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = np.sum(f(x) * dout)
+        x[i] = old - h
+        minus = np.sum(f(x) * dout)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def update_running_stats(running_mean, running_var, batch_mean, batch_var, momentum=0.9):
+    """The seed's convention: momentum weighs the old value."""
+    return (momentum * _f64(running_mean) + (1 - momentum) * _f64(batch_mean),
+            momentum * _f64(running_var) + (1 - momentum) * _f64(batch_var))
+
+
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    return scale_and_shift(normalise(x, running_mean, running_var, eps), gamma, beta)
+
+
+def update_running_stats_torch(running_mean, running_var, x, momentum=0.1, batches_seen=0):
+    """PyTorch's convention: momentum weighs the new batch (None: cumulative average); the
+    running variance takes the unbiased batch variance."""
+    x = _f64(x)
+    w = 1.0 / (batches_seen + 1) if momentum is None else momentum
+    unbiased = batch_variance(x) * len(x) / (len(x) - 1)
+    return (1 - w) * _f64(running_mean) + w * batch_mean(x), (1 - w) * _f64(running_var) + w * unbiased
+
+
+def init_running_stats(num_features, dtype=np.float64):
+    return {"running_mean": np.zeros(num_features, dtype), "running_var": np.ones(num_features, dtype),
+            "num_batches_tracked": 0}
+
+
+def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
+    """A sequence of steps (see bncourse.judge.run_steps): outputs and state after each."""
+    state = init_running_stats(xs.shape[2])
+    ys, means, variances, counts = [], [], [], []
+    for x, train in zip(xs, training):
+        if train:
+            ys.append(batchnorm_forward(x, gamma, beta, eps)[0])
+            state["running_mean"], state["running_var"] = update_running_stats_torch(
+                state["running_mean"], state["running_var"], x, momentum, state["num_batches_tracked"])
+            state["num_batches_tracked"] += 1
+        else:
+            ys.append(batchnorm_inference(x, gamma, beta, state["running_mean"], state["running_var"], eps))
+        means.append(state["running_mean"])
+        variances.append(state["running_var"])
+        counts.append(state["num_batches_tracked"])
+    return np.stack(ys), np.stack(means), np.stack(variances), np.array(counts)

@@ -34,10 +34,21 @@ def answers_path(folder, piece):
 def digest(args, kwargs):
     """Identifies one call by its inputs' dtypes, shapes and bytes."""
     h = hashlib.sha256()
+
+    def feed(a):
+        if isinstance(a, dict):
+            for k in sorted(a):
+                h.update(f"[{k}]".encode())
+                feed(a[k])
+        elif isinstance(a, judge.Formula):
+            h.update(f"<{a.kind}>".encode())
+            feed(a.params)
+        else:
+            a = np.asarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
     for a in args:
-        a = np.asarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        feed(a)
     h.update(json.dumps(sorted(kwargs.items())).encode())
     return h.hexdigest()
 
@@ -71,24 +82,41 @@ class Calls(list):
         self.probes_from = len(self) if probes_from is None else probes_from
 
 
+def _encode_arg(a, arrays, key):
+    """An input as JSON, its arrays into `arrays`: an array, a number, a dict of those
+    (a cache), or a judge.Formula (numerical_gradient's f)."""
+    if isinstance(a, dict):
+        return {"dict": {k: _encode_arg(v, arrays, f"{key}_{n}") for n, (k, v) in enumerate(a.items())}}
+    if isinstance(a, judge.Formula):
+        return {"formula": a.kind, "params": _encode_arg(a.params, arrays, key)}
+    arrays[key] = np.asarray(a)
+    return {"array": key, "scalar": not isinstance(a, np.ndarray)}
+
+
+def _decode_arg(desc, arrays):
+    if "dict" in desc:
+        return {k: _decode_arg(v, arrays) for k, v in desc["dict"].items()}
+    if "formula" in desc:
+        return judge.Formula(desc["formula"], **_decode_arg(desc["params"], arrays))
+    a = arrays[desc["array"]]
+    return a.item() if desc["scalar"] else a
+
+
 def save_calls(path, calls):
-    """calls: Calls of (args, kwargs), args numpy arrays or numbers, kwargs numbers."""
+    """calls: Calls of (args, kwargs); args arrays, numbers, dicts of those, or judge.Formula;
+    kwargs JSON values."""
     arrays, meta = {}, []
     for i, (args, kwargs) in enumerate(calls):
-        for j, a in enumerate(args):
-            arrays[f"c{i}a{j}"] = np.asarray(a)
-        meta.append({"scalars": [j for j, a in enumerate(args) if not isinstance(a, np.ndarray)],
-                     "nargs": len(args), "kwargs": kwargs})
+        meta.append({"args": [_encode_arg(a, arrays, f"c{i}a{j}") for j, a in enumerate(args)],
+                     "kwargs": kwargs})
     _save(Path(path), arrays, {"calls": meta, "probes_from": getattr(calls, "probes_from", len(calls))})
 
 
 def load_calls(path):
     arrays, meta = _load(Path(path))
     calls = Calls(probes_from=meta["probes_from"])
-    for i, m in enumerate(meta["calls"]):
-        args = [arrays[f"c{i}a{j}"] for j in range(m["nargs"])]
-        args = tuple(a.item() if j in m["scalars"] else a for j, a in enumerate(args))
-        calls.append((args, m["kwargs"]))
+    for m in meta["calls"]:
+        calls.append((tuple(_decode_arg(d, arrays) for d in m["args"]), m["kwargs"]))
     return calls
 
 
@@ -154,6 +182,7 @@ def _decode(desc, arrays):
 def run_calls(piece, fn, calls, namespace=None):
     """Run fn on every call; return the contents of an answers file: (arrays, meta)."""
     arrays, meta = {}, []
+    fn = judge.pure(piece, fn)
     with judge.trusted_parts(piece, namespace, judge.EXACT_STEPS):
         for i, (args, kwargs) in enumerate(calls):
             if i < calls.probes_from and meta and "error" in meta[-1]:
@@ -161,15 +190,16 @@ def run_calls(piece, fn, calls, namespace=None):
                 meta.append({"error": ["missing", "not asked: an earlier input already failed"],
                              "mutated": []})
                 continue
-            args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
-            before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
+            case = judge.Case("", args, kwargs)
+            args, before = case.fresh_args(), case.fresh_args()
             out, error = judge.run(fn, args, kwargs)
             entry = {"error": list(error)} if error else {"out": _encode(out, arrays, f"r{i}")}
             entry["mutated"] = []
-            for j, (a, b) in enumerate(zip(args, before)):
-                if b is not None and not np.array_equal(a, b, equal_nan=True):
-                    arrays[f"r{i}m{j}"] = a
-                    entry["mutated"].append(j)
+            for j, key in judge.changed_inputs(args, before):
+                changed = args[j] if key is None else args[j].get(key)
+                numeric = isinstance(changed, np.ndarray) and changed.dtype.kind in "biuf"
+                arrays[f"r{i}m{len(entry['mutated'])}"] = changed if numeric else np.zeros(0)
+                entry["mutated"].append([j, key])
             meta.append(entry)
     return arrays, meta
 
@@ -196,7 +226,9 @@ class Answer:
     def __init__(self, entry, arrays, i):
         self.error = tuple(entry["error"]) if "error" in entry else None
         self.out = None if self.error else _decode(entry["out"], arrays)
-        self.mutated = {int(j): arrays[f"r{i}m{int(j)}"] for j in entry.get("mutated", [])}
+        # [(argument position, dict key or None, the argument as the function left it)]
+        self.mutated = [(int(j), key, arrays[f"r{i}m{m}"])
+                        for m, (j, key) in enumerate(entry.get("mutated", []))]
 
 
 def load_answers(path, count):
@@ -225,9 +257,13 @@ class Replay:
             raise judge.Raised("missing", f"the grader asked {self.__name__} about an input it had "
                                           "not recorded (a grader bug: please report it)")
         answer = self._answers[i]
-        for j, after in answer.mutated.items():
-            if j < len(args) and isinstance(args[j], np.ndarray) and args[j].shape == after.shape:
+        for j, key, after in answer.mutated:  # do to the inputs what the function did to them
+            if j >= len(args):
+                continue
+            if key is None and isinstance(args[j], np.ndarray) and args[j].shape == after.shape:
                 np.copyto(args[j], after, casting="unsafe")
+            elif key is not None and isinstance(args[j], dict):
+                args[j][key] = np.array(after)
         if answer.error:
             raise judge.Raised(*answer.error)
         return answer.out

@@ -1,5 +1,6 @@
-"""Visible checks: run a learner's piece on a handful of inputs, compare with
-torch.nn.BatchNorm1d, print what passed, and on failure name the likely mistake.
+"""Visible checks: run a learner's piece on a handful of inputs, compare with torch
+(BatchNorm1d, or autograd for gradients), print what passed, and on failure name the likely
+mistake.
 
     checks.check_batch_mean(batch_mean)                         # prints, returns True/False
     checks.check_batch_mean(batch_mean, raise_on_failure=True)  # for test cells
@@ -41,6 +42,7 @@ def run_checks(piece, fn, raise_on_failure=False, count=4, namespace=None):
     """namespace: the notebook's globals(), for a piece built from earlier pieces. It is then
     judged with torch's versions of those pieces, so it passes when it assembles them right."""
     cases = judge.make_cases(piece, seed=VISIBLE_SEED, count=count)
+    fn = judge.pure(piece, fn)
     with judge.trusted_parts(piece, namespace, oracle):
         failure = judge.first_failure(piece, fn, cases, oracle.expected(piece))
     if failure is not None:
@@ -56,11 +58,21 @@ def run_checks(piece, fn, raise_on_failure=False, count=4, namespace=None):
                   f"{', '.join(judge.PARTS[piece])} it gives a wrong answer:\n  {own}\n"
                   "  Fix the earlier step whose check fails above; this piece is graded on its own.")
             return Verdict(True)
-    shapes = ", ".join(str(c.args[0].shape) for c in cases[:6])
-    print(f"✓ {piece} passed {len(cases)} checks against torch.nn.BatchNorm1d: "
-          f"shapes {shapes}, ...; float32 and float64; features offset by up to 1e4; "
-          "constant features.")
+    print(f"✓ {piece} passed {len(cases)} checks against {oracle.NAMES[piece]}: "
+          f"{COVERS.get(piece, COVERS[None])}.")
     return Verdict(True)
+
+
+COVERS = {  # what the visible checks tried, as the learner reads it
+    None: "shapes (4, 3), (2, 1), (2, 5), (7, 1), ...; float32 and float64; features offset by up to "
+          "1e4; constant features",
+    "numerical_gradient": "float64 batches up to (8, 4); f a BatchNorm forward pass or tanh(x @ W + b); "
+                          "random dout; several h",
+    "init_running_stats": "several sizes; float32 and float64",
+    "batchnorm_layer_forward": "sequences of 6 training and evaluation steps; momentum 0.1, 0.5 and "
+                               "None; float32 and float64",
+}
+COVERS.update({p: COVERS[None] + "; random dout" for p in judge.BACKWARD})
 
 
 def check_batch_mean(fn, raise_on_failure=False):
@@ -87,3 +99,45 @@ def check_batchnorm_forward(fn, raise_on_failure=False, namespace=None):
     """Steps 1-4 in training mode, returning (y, cache). Pass namespace=globals() to judge
     the assembly on its own (with torch's steps 1-4 in place of yours)."""
     return run_checks("batchnorm_forward", fn, raise_on_failure, namespace=namespace)
+
+
+def check_batchnorm_backward_staged(fn, raise_on_failure=False):
+    """Lesson 03: (dx, dgamma, dbeta) through the graph, node by node."""
+    return run_checks("batchnorm_backward_staged", fn, raise_on_failure)
+
+
+def check_batchnorm_backward(fn, raise_on_failure=False):
+    """Lesson 03: (dx, dgamma, dbeta) in closed form."""
+    return run_checks("batchnorm_backward", fn, raise_on_failure)
+
+
+def check_numerical_gradient(fn, raise_on_failure=False):
+    """Lesson 03: centred differences of sum(f(x) * dout), compared with torch.autograd."""
+    return run_checks("numerical_gradient", fn, raise_on_failure)
+
+
+def check_update_running_stats(fn, raise_on_failure=False):
+    """Lesson 04: the seed's running averages, momentum weighing the old value."""
+    return run_checks("update_running_stats", fn, raise_on_failure)
+
+
+def check_batchnorm_inference(fn, raise_on_failure=False):
+    """Lesson 04: normalise with the running statistics."""
+    return run_checks("batchnorm_inference", fn, raise_on_failure)
+
+
+def check_update_running_stats_torch(fn, raise_on_failure=False):
+    """Lesson 04: PyTorch's running averages (momentum weighs the new batch; unbiased variance)."""
+    return run_checks("update_running_stats_torch", fn, raise_on_failure)
+
+
+def check_init_running_stats(fn, raise_on_failure=False):
+    """Lesson 04: a new layer's state, as torch.nn.BatchNorm1d starts it."""
+    return run_checks("init_running_stats", fn, raise_on_failure)
+
+
+def check_batchnorm_layer_forward(fn, raise_on_failure=False, namespace=None):
+    """Lesson 04: train and eval steps of a layer with running statistics, compared with
+    torch.nn.BatchNorm1d step by step. Pass namespace=globals() to judge it on its own (with
+    torch's versions of the pieces it calls)."""
+    return run_checks("batchnorm_layer_forward", fn, raise_on_failure, namespace=namespace)

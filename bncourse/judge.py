@@ -32,7 +32,19 @@ UNIT = {
 CACHE_KEYS = ("x", "mean", "var", "eps", "x_hat", "gamma", "beta")
 # The pieces a piece is assembled from. While it is judged they are swapped for trusted
 # versions, so a mistake in an earlier step never costs a later step its points.
-PARTS = {"batchnorm_forward": ("batch_mean", "batch_variance", "normalise", "scale_and_shift")}
+PARTS = {"batchnorm_forward": ("batch_mean", "batch_variance", "normalise", "scale_and_shift"),
+         "batchnorm_layer_forward": ("batch_mean", "batch_variance", "normalise", "scale_and_shift",
+                                     "update_running_stats_torch", "batchnorm_inference")}
+# Pieces that return several arrays: the names of their outputs, in order.
+OUTPUTS = {
+    "batchnorm_backward_staged": ("dx", "dgamma", "dbeta"),
+    "batchnorm_backward": ("dx", "dgamma", "dbeta"),
+    "update_running_stats": ("new running_mean", "new running_var"),
+    "update_running_stats_torch": ("new running_mean", "new running_var"),
+    "batchnorm_layer_forward": ("y", "running_mean", "running_var", "num_batches_tracked"),
+}
+STATE_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+BACKWARD = ("batchnorm_backward_staged", "batchnorm_backward")
 
 
 @dataclass
@@ -45,11 +57,64 @@ class Case:
 
     @property
     def dtype(self):
-        return np.asarray(self.args[0]).dtype
+        """The dtype of the first array among the inputs (the one a correct answer keeps)."""
+        for a in self.args:
+            for v in (a.values() if isinstance(a, dict) else [a]):
+                if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                    return v.dtype
+        return np.dtype(self.kwargs.get("dtype", np.float64))
 
     def fresh_args(self):
         """Copies, so a function that writes into its inputs cannot spoil the next check."""
-        return tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in self.args)
+        return tuple(_copy(a) for a in self.args)
+
+
+def _copy(a):
+    if isinstance(a, np.ndarray):
+        return np.array(a, copy=True)
+    if isinstance(a, dict):
+        return {k: _copy(v) for k, v in a.items()}
+    return a
+
+
+def changed_inputs(args, before):
+    """[(position, key or None)] of the array inputs that differ from their copies `before`."""
+    changed = []
+    for j, (a, b) in enumerate(zip(args, before)):
+        pairs = [(k, a.get(k), b[k]) for k in b] if isinstance(b, dict) else [(None, a, b)]
+        for key, now, then in pairs:
+            if isinstance(then, np.ndarray) and not (isinstance(now, np.ndarray) and now.shape == then.shape
+                                                     and np.array_equal(now, then, equal_nan=True)):
+                changed.append((j, key))
+    return changed
+
+
+class Formula:
+    """A smooth function of x that numerical_gradient is asked to differentiate. It is rebuilt
+    from its kind and parameters wherever it is needed (a function cannot be written to a file),
+    and has a torch twin so torch.autograd can give the exact gradient.
+
+      batchnorm:  f(x) = gamma * (x - mean) / sqrt(var + 1e-5) + beta   (x (N, D) -> (N, D))
+      tanh_layer: f(x) = tanh(x @ W + b)                                  (x (N, D) -> (N, K))
+    """
+    KINDS = ("batchnorm", "tanh_layer")
+
+    def __init__(self, kind, **params):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown formula {kind!r}")
+        self.kind, self.params = kind, {k: np.asarray(v, np.float64) for k, v in params.items()}
+        self.__name__ = f"f_{kind}"
+
+    def __repr__(self):
+        return {"batchnorm": "f = a BatchNorm forward pass", "tanh_layer": "f = tanh(x @ W + b)"}[self.kind]
+
+    def __call__(self, x, xp=np):
+        p = {k: (xp.as_tensor(v) if xp is not np else v) for k, v in self.params.items()}
+        if self.kind == "tanh_layer":
+            return xp.tanh(x @ p["W"] + p["b"])
+        mean = x.mean(0)
+        var = ((x - mean) ** 2).mean(0)
+        return p["gamma"] * (x - mean) / xp.sqrt(var + 1e-5) + p["beta"]
 
 
 class Failure(Exception):
@@ -98,6 +163,10 @@ def make_cases(piece, seed=0, count=12):
     for i, (n, d) in enumerate(_shape_grid(rng, count)):
         dtype = np.float32 if i % 2 else np.float64
         offset = [0.0, 1e3, 1e4][(i // 2) % 3]  # each offset in both dtypes
+        if piece in BACKWARD and dtype == np.float32:
+            # x - mean of float32 features near 1e4 keeps ~3 digits: a correct backward that
+            # recomputes it could not be told from a wrong one (float64 cases keep the offsets)
+            offset = 0.0
         constant = int(d > 1 and i % 3 == 0)
         x = make_batch(rng, n, d, dtype, offset, constant)
         label = f"{np.dtype(dtype).name} x of shape {x.shape}" + (
@@ -134,7 +203,113 @@ def _case_for(piece, rng, x, label, i):
         gamma, beta = _params(rng, d, dtype)
         kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
         return Case(label + (f", eps={kwargs['eps']:g}" if kwargs else ""), (x, gamma, beta), kwargs)
+    if piece in BACKWARD:
+        gamma, beta = _params(rng, d, dtype)
+        eps = [1e-5, 1e-3][i % 2]
+        dout = rng.standard_normal((n, d)).astype(dtype)  # random: all ones would hide mistakes
+        return Case(label + f", eps={eps:g}, random dout", (dout, forward_cache(x, gamma, beta, eps)))
+    if piece == "numerical_gradient":
+        return _gradient_case(rng, min(n, 8), min(d, 4), label, i)
+    if piece in ("update_running_stats", "update_running_stats_torch"):
+        running_mean = (x.mean(0) + rng.normal(0, 1, d)).astype(dtype)
+        running_var = (x.var(0) * rng.uniform(0.5, 2.0, d) + rng.uniform(0.1, 1.0, d)).astype(dtype)
+        if piece == "update_running_stats":
+            kwargs = {"momentum": [0.9, 0.99, 0.5, 0.0][i % 4]} if i % 5 else {}
+            mean, var = batch_stats(x)
+            return Case(label + _kw(kwargs), (running_mean, running_var, mean, var), kwargs)
+        if n < 2:
+            x = np.concatenate([x, x + 1])
+        kwargs = [{}, {"momentum": 0.5}, {"momentum": None, "batches_seen": [0, 1, 4, 9][i % 4]},
+                  {"momentum": 0.1, "batches_seen": 7}][i % 4]
+        return Case(label + _kw(kwargs), (running_mean, running_var, x), kwargs)
+    if piece == "batchnorm_inference":
+        gamma, beta = _params(rng, d, dtype)
+        mean, var = batch_stats(x)
+        running_mean = (mean + rng.normal(0, 1, d) * np.sqrt(var)).astype(dtype)  # not x's own
+        running_var = (var * rng.uniform(0.5, 2.0, d)).astype(dtype)
+        kwargs = {"eps": [1e-5, 1e-3, 0.1][i % 3]} if i % 4 else {}
+        return Case(label + ", running statistics not x's own" + _kw(kwargs),
+                    (x, gamma, beta, running_mean, running_var), kwargs)
+    if piece == "init_running_stats":
+        kwargs = {"dtype": ["float32", "float64"][i % 2]} if i % 3 else {}
+        return Case(f"num_features={d}" + _kw(kwargs), (d,), kwargs)
+    if piece == "batchnorm_layer_forward":
+        return _steps_case(rng, x, label, i)
     raise KeyError(piece)
+
+
+def _kw(kwargs):
+    return "".join(f", {k}={v}" for k, v in kwargs.items())
+
+
+def forward_cache(x, gamma, beta, eps):
+    """The cache of a training-mode forward pass, exact in float64, stored in x's dtype."""
+    x64 = _f64(x)
+    mean, var = x64.mean(axis=0), x64.var(axis=0)
+    x_hat = (x64 - mean) / np.sqrt(var + eps)
+    dtype = x.dtype
+    return {"x": x, "mean": mean.astype(dtype), "var": var.astype(dtype), "eps": eps,
+            "x_hat": x_hat.astype(dtype), "gamma": gamma, "beta": beta}
+
+
+def _gradient_case(rng, n, d, label, i):
+    """A small float64 x, a formula f and a random dout shaped like f(x)."""
+    n = max(n, 2)
+    x = rng.standard_normal((n, d)) * rng.uniform(0.5, 2.0, d) + rng.normal(0, 1, d)
+    if i % 2:
+        f = Formula("tanh_layer", W=rng.normal(0, 1 / np.sqrt(d), (d, 3)), b=rng.normal(0, 0.5, 3))
+    else:
+        f = Formula("batchnorm", gamma=rng.normal(1, 0.5, d), beta=rng.normal(0, 1, d))
+    dout = rng.standard_normal(f(x).shape)
+    kwargs = {"h": [1e-5, 1e-4, 1e-6][i % 3]} if i % 4 else {}
+    return Case(f"float64 x of shape {x.shape}, {f!r}, random dout" + _kw(kwargs), (f, x, dout), kwargs)
+
+
+STEPS = 6  # forward passes in one sequence of batchnorm_layer_forward
+
+
+def _steps_case(rng, x, label, i):
+    """A sequence of batches (S, N, D) around x's feature means, and which steps train."""
+    (n, d), dtype = x.shape, x.dtype
+    n = max(n, 2)
+    centre = x[0].astype(np.float64)  # x's offsets (up to 1e4), new spreads
+    spread = 10.0 ** rng.uniform(-1, 1, d)
+    drift = rng.normal(0, 0.3, (STEPS, 1, d)) * spread
+    xs = (centre + drift + spread * rng.standard_normal((STEPS, n, d))).astype(dtype)
+    training = np.array([True, True, False, True, False, False]) if i % 2 else rng.random(STEPS) < 0.6
+    training[0] = True
+    gamma, beta = _params(rng, d, dtype)
+    kwargs = [{}, {"momentum": 0.5}, {"momentum": None}, {"momentum": 0.1, "eps": 1e-3}][i % 4]
+    label = (f"{np.dtype(dtype).name} batches of shape {(n, d)}, steps "
+             + "".join("T" if t else "E" for t in training) + " (T train, E eval)" + _kw(kwargs))
+    return Case(label, (xs, training, gamma, beta), kwargs)
+
+
+def run_steps(layer_forward):
+    """batchnorm_layer_forward as a pure function of a whole sequence of steps, so it can be
+    recorded and compared like the other pieces: a fresh state (torch's initial values),
+    then one call per step; returns (ys (S, N, D), running_means (S, D), running_vars (S, D),
+    num_batches_tracked (S,)) as they are after each step."""
+    def steps(xs, training, gamma, beta, **kwargs):
+        d = xs.shape[2]
+        state = {"running_mean": np.zeros(d, xs.dtype), "running_var": np.ones(d, xs.dtype),
+                 "num_batches_tracked": 0}
+        ys, means, variances, counts = [], [], [], []
+        for x, train in zip(xs, training):
+            ys.append(np.asarray(layer_forward(np.array(x), gamma.copy(), beta.copy(), state,
+                                               bool(train), **kwargs)))
+            means.append(np.array(state["running_mean"]))
+            variances.append(np.array(state["running_var"]))
+            counts.append(int(state["num_batches_tracked"]))
+        return np.stack(ys), np.stack(means), np.stack(variances), np.array(counts)
+    steps.__name__ = getattr(layer_forward, "__name__", "batchnorm_layer_forward")
+    return steps
+
+
+def pure(piece, fn):
+    """What is recorded and judged for a piece: fn itself, or for a stateful piece, fn run
+    over a whole sequence of steps."""
+    return run_steps(fn) if piece == "batchnorm_layer_forward" else fn
 
 
 # ---------------------------------------------------------------- tolerances
@@ -143,14 +318,15 @@ def _f64(a):
     return np.asarray(a, dtype=np.float64)
 
 
-def _eps_of(case):
-    return case.kwargs.get("eps", case.args[3] if len(case.args) > 3 else 1e-5)
+def _eps_of(case, position=3):
+    return case.kwargs.get("eps", case.args[position] if len(case.args) > position else 1e-5)
 
 
-def allowed_error(piece, case, exact, what="out"):
-    """Largest |answer - exact| a correct implementation may show, element-wise."""
+def allowed_error(piece, case, exact, what="out", exact_all=None):
+    """Largest |answer - exact| a correct implementation may show, element-wise. what: which
+    output (for pieces with several); exact_all: all the exact outputs."""
     unit = UNIT[np.dtype(case.dtype)]
-    a = [_f64(v) for v in case.args]
+    a = [_f64(v) if isinstance(v, (np.ndarray, float, int)) else v for v in case.args]
     if what in ("mean", "var"):  # cache entries of batchnorm_forward
         piece = {"mean": "batch_mean", "var": "batch_variance"}[what]
     if piece == "batch_mean":
@@ -174,9 +350,79 @@ def allowed_error(piece, case, exact, what="out"):
         roundoff = x_hat_err / np.sqrt(var + eps)
         if what == "out":
             roundoff = np.abs(gamma) * roundoff + np.abs(beta)
+    elif piece in BACKWARD:
+        return unit * (np.abs(exact) + _backward_roundoff(case, what))
+    elif piece == "numerical_gradient":
+        # centred differences are off the exact gradient (torch.autograd) by ~h^2, and the
+        # difference of two nearby sums loses ~eps64 * sum|f(x) * dout| / h; a one-sided
+        # difference is off by ~h, far more
+        f, x, dout = case.args
+        h = case.kwargs.get("h", 1e-5)
+        cancellation = 8 * np.finfo(np.float64).eps * np.abs(f(_f64(x)) * dout).sum() / h
+        return NUMERICAL_GRADIENT_RTOL * (np.abs(exact) + np.abs(exact).max()) + cancellation
+    elif piece == "update_running_stats":
+        old, new = (a[0], a[2]) if what == "new running_mean" else (a[1], a[3])
+        roundoff = np.abs(old) + np.abs(new)
+    elif piece == "update_running_stats_torch":
+        x = a[2]
+        if what == "new running_var":  # a two-pass variance of the batch, then the blend
+            return unit * (np.abs(exact) + np.abs(a[1])) + (unit * np.abs(x).max(axis=0)) ** 2
+        roundoff = np.abs(a[0]) + np.abs(x).max(axis=0)
+    elif piece == "batchnorm_inference":
+        x, gamma, beta, mean, var = a
+        roundoff = np.abs(gamma) * np.maximum(np.abs(x), np.abs(mean)) / np.sqrt(var + _eps_of(case, 5)) \
+            + np.abs(beta)
+    elif piece == "init_running_stats":
+        return 0.0
+    elif piece == "batchnorm_layer_forward":
+        return _steps_allowed(case, exact, what, unit, exact_all)
     else:
         raise KeyError(piece)
     return unit * (np.abs(exact) + roundoff)
+
+
+NUMERICAL_GRADIENT_RTOL = 1e-6  # see benchmarks/calibrate_tolerances.py
+
+
+def _backward_roundoff(case, what):
+    """Sizes the rounding error of a correct backward pass scales with, per output."""
+    dout, cache = (_f64(case.args[0]), {k: _f64(v) for k, v in case.args[1].items()})
+    x, x_hat, gamma = cache["x"], cache["x_hat"], cache["gamma"]
+    n = dout.shape[0]
+    if what == "dbeta":
+        return np.abs(dout).sum(axis=0)
+    inv_std = 1 / np.sqrt(cache["var"] + cache["eps"])
+    # x - mean recomputed from the cache carries ~unit * max|x| of error, i.e. in x_hat units:
+    x_hat_err = np.abs(x).max(axis=0) * inv_std
+    if what == "dgamma":
+        return (np.abs(dout) * (np.abs(x_hat) + x_hat_err)).sum(axis=0)
+    terms = np.abs(dout) + np.abs(dout).mean(axis=0) \
+        + (np.abs(x_hat) + x_hat_err) * np.abs(dout * x_hat).sum(axis=0) / n
+    return np.abs(gamma) * inv_std * terms
+
+
+def _steps_allowed(case, exact, what, unit, exact_all):
+    xs, training, gamma, beta = (_f64(a) for a in case.args)
+    eps = case.kwargs.get("eps", 1e-5)
+    biggest = np.abs(xs).max(axis=(0, 1))
+    if what == "num_batches_tracked":
+        return 0.0
+    if what == "running_mean":
+        return unit * (np.abs(exact) + 1 + STEPS * biggest)
+    if what == "running_var":
+        return unit * (np.abs(exact) + 1) * STEPS + STEPS * (unit * biggest) ** 2
+    # y: each step normalises with the batch's statistics (train) or the running ones (eval)
+    variances = _f64(exact_all[2])
+    allowed = []
+    for s, (x, train) in enumerate(zip(xs, training)):
+        if train:
+            var = x.var(axis=0)
+        else:
+            var = variances[s - 1] if s else np.ones_like(biggest)
+        x_hat_err = biggest * (1 + unit * biggest / np.sqrt(var + eps)) / np.sqrt(var + eps)
+        allowed.append(unit * (np.abs(exact[s]) + np.abs(gamma) * x_hat_err * (1 + STEPS * (not train))
+                               + np.abs(beta)))
+    return np.stack(allowed)
 
 
 # ---------------------------------------------------------------- verdicts
@@ -244,15 +490,15 @@ def run(fn, args, kwargs):
 def call(fn, case):
     """Run fn on fresh copies of the case's inputs; report exceptions and input mutation."""
     args = case.fresh_args()
-    before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
+    before = case.fresh_args()
     out, error = run(fn, args, case.kwargs)
     if error is not None:
         raise Failure(error[1], case, error[0])
-    for i, (a, b) in enumerate(zip(args, before)):
-        if b is not None and not np.array_equal(a, b, equal_nan=True):
-            raise Failure(f"{_name(fn)} changed its input argument {i + 1} in place (e.g. `x -= mean`); "
-                          "write results into new arrays instead: the caller still needs x",
-                          case, "mutated")
+    for i, key in changed_inputs(args, before):
+        what = f"argument {i + 1}" + (f" (its entry '{key}')" if key else "")
+        raise Failure(f"{_name(fn)} changed its input {what} in place (e.g. `x -= mean`); "
+                      "write results into new arrays instead: the caller still needs its inputs",
+                      case, "mutated")
     return out
 
 
@@ -274,6 +520,17 @@ def judge_case(piece, fn, case, expected):
     batchnorm_forward. Raises Failure."""
     out = call(fn, case)
     exact = expected(case)
+    if piece in OUTPUTS:
+        names = OUTPUTS[piece]
+        if not (isinstance(out, (tuple, list)) and len(out) == len(names)):
+            raise Failure(f"{piece} must return a tuple ({', '.join(names)}); got {_describe(out)}",
+                          case, "type")
+        for name, got, want in zip(names, out, exact):
+            compare(name, got, want, allowed_error(piece, case, want, name, exact), case)
+        return
+    if piece == "init_running_stats":
+        _judge_state(out, exact, case)
+        return
     if piece != "batchnorm_forward":
         compare(f"{piece}'s output", out, exact, allowed_error(piece, case, exact), case)
         return
@@ -294,6 +551,28 @@ def judge_case(piece, fn, case, expected):
             allowed_error(piece, case, exact_cache["x_hat"], "x_hat"), case)
     for key in ("x", "gamma", "beta", "eps"):
         compare(f"cache['{key}']", cache[key], exact_cache[key], 0.0, case)
+
+
+def _describe(out):
+    if isinstance(out, (tuple, list)):
+        return f"a {type_name(out)} of {len(out)}"
+    return type_name(out)
+
+
+def _judge_state(out, exact, case):
+    if not isinstance(out, dict):
+        raise Failure(f"init_running_stats must return a dict; got {type_name(out)}", case, "type")
+    missing = [k for k in STATE_KEYS if k not in out]
+    if missing:
+        raise Failure(f"the state is missing the key(s) {missing}; it needs exactly {list(STATE_KEYS)}",
+                      case, "state_keys")
+    for key in STATE_KEYS:
+        compare(f"state['{key}']", out[key], exact[key], 0.0, case)
+    for key in ("running_mean", "running_var"):
+        got = np.dtype(getattr(out[key], "dtype", None) or type(out[key]))
+        if got != case.dtype:
+            raise Failure(f"state['{key}'] has dtype {got}, expected {case.dtype}: create it with "
+                          "the dtype argument", case, "dtype")
 
 
 def expected_from(module, piece):
@@ -329,17 +608,35 @@ def _exact_scale_and_shift(x_hat, gamma, beta):
     return _f64(gamma) * _f64(x_hat) + _f64(beta)
 
 
-# Steps 1-4 in float64 numpy: the trusted parts while a piece is recorded in the grading
-# sandbox, where torch's BatchNorm kernels are switched off (bncourse.tripwire).
+def _exact_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    return _exact_scale_and_shift(_exact_normalise(x, running_mean, running_var, eps), gamma, beta)
+
+
+def _exact_torch_update(running_mean, running_var, x, momentum=0.1, batches_seen=0):
+    w = 1.0 / (batches_seen + 1) if momentum is None else momentum
+    x = _f64(x)
+    unbiased = x.var(axis=0, ddof=1)
+    return ((1 - w) * _f64(running_mean) + w * x.mean(axis=0),
+            (1 - w) * _f64(running_var) + w * unbiased)
+
+
+# The earlier pieces in float64 numpy: the trusted parts while a piece is recorded in the
+# grading sandbox, where torch's BatchNorm kernels are switched off (bncourse.tripwire).
 EXACT_STEPS = type("ExactSteps", (), {
     "batch_mean": staticmethod(_exact_mean), "batch_variance": staticmethod(_exact_variance),
-    "normalise": staticmethod(_exact_normalise), "scale_and_shift": staticmethod(_exact_scale_and_shift)})
+    "normalise": staticmethod(_exact_normalise), "scale_and_shift": staticmethod(_exact_scale_and_shift),
+    "batchnorm_inference": staticmethod(_exact_inference),
+    "update_running_stats_torch": staticmethod(_exact_torch_update)})
 
 
 def _keep_dtype(trusted, name):
     """Trusted maths computes in float64; hand back the input's dtype, as a learner's would."""
     def part(*args, **kwargs):
-        return np.asarray(trusted(*args, **kwargs)).astype(np.asarray(args[0]).dtype)
+        dtype = np.asarray(args[0]).dtype
+        out = trusted(*args, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(np.asarray(o).astype(dtype) for o in out)
+        return np.asarray(out).astype(dtype)
     part.__name__ = name
     return part
 

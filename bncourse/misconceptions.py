@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from bncourse.judge import EXACT_STEPS as EXACT, Formula, forward_cache, run_steps
+
 
 @dataclass(frozen=True)
 class Misconception:
@@ -183,6 +185,221 @@ CATALOGUE = {
                                                       X, GAMMA, BETA, EPS, output=_cache("x_hat"))),
     ],
 }
+
+
+# ---------------------------------------------------------------- lessons 03 and 04
+
+DOUT = np.random.default_rng(3).standard_normal(X.shape)
+CACHE = forward_cache(X, GAMMA, BETA, EPS)
+
+
+def _backward_parts(dout, cache):
+    """The pieces of the closed form, for writing mistaken variants of it."""
+    x_hat, n = cache["x_hat"], len(dout)
+    scale = cache["gamma"] / np.sqrt(cache["var"] + cache["eps"])
+    return x_hat, n, scale, dout.sum(axis=0), (dout * x_hat).sum(axis=0)
+
+
+def _dx(dout, cache, n_minus_1=False, sum_term=True, x_hat_term=True, gamma=True):
+    x_hat, n, scale, dbeta, dgamma = _backward_parts(dout, cache)
+    if not gamma:
+        scale = scale / cache["gamma"]
+    dx = dout - (dbeta / n if sum_term else 0) - (x_hat * dgamma / (n - n_minus_1) if x_hat_term else 0)
+    return scale * dx
+
+
+def _out(i):
+    return lambda out: out[i] if isinstance(out, (tuple, list)) and len(out) > i else None
+
+
+def _backward_mistakes(where):
+    return [
+        Misconception("dgamma_not_summed", f"{where} dgamma has one row per example: sum dout * x_hat "
+                      "over the batch (axis 0), one value per feature, shape (D,)",
+                      like(lambda d, c: d * c["x_hat"], DOUT, CACHE, output=_out(1))),
+        Misconception("dbeta_not_summed", f"{where} dbeta has one row per example: beta is shared by "
+                      "every example, so its gradient sums dout over the batch (axis 0)",
+                      like(lambda d, c: d, DOUT, CACHE, output=_out(2))),
+        Misconception("dgamma_mean", f"{where} dgamma is divided by N: gamma is used by all N examples, "
+                      "so the gradients add up, sum(dout * x_hat) over the batch, not their mean",
+                      like(lambda d, c: (d * c["x_hat"]).mean(axis=0), DOUT, CACHE, output=_out(1))),
+        Misconception("dbeta_mean", f"{where} dbeta is divided by N: sum dout over the batch, "
+                      "not its mean", like(lambda d, c: d.mean(axis=0), DOUT, CACHE, output=_out(2))),
+        Misconception("direct_path_only", f"{where} dx treats the batch mean and variance as "
+                      "constants (dx = gamma * dout / sqrt(var + eps)); they depend on every x in the "
+                      "batch, so two more paths carry gradient back to x",
+                      like(lambda d, c: _dx(d, c, sum_term=False, x_hat_term=False), DOUT, CACHE,
+                           output=_out(0))),
+        Misconception("no_mean_term", f"{where} dx drops the term from the batch mean: subtract the "
+                      "mean over the batch of dout (the sum(dx_hat) term) as well",
+                      like(lambda d, c: _dx(d, c, sum_term=False), DOUT, CACHE, output=_out(0))),
+        Misconception("no_variance_term", f"{where} dx drops the term from the batch variance: "
+                      "subtract x_hat * mean(dout * x_hat) (the x_hat * sum(dx_hat * x_hat) term) as well",
+                      like(lambda d, c: _dx(d, c, x_hat_term=False), DOUT, CACHE, output=_out(0))),
+        Misconception("n_minus_1", f"{where} dx uses N-1 where the variance's derivative has N: the "
+                      "forward pass divides by N (biased variance), so its gradient does too",
+                      like(lambda d, c: _dx(d, c, n_minus_1=True), DOUT, CACHE, output=_out(0))),
+        Misconception("no_gamma", f"{where} dx is missing the factor gamma: y = gamma * x_hat + beta, "
+                      "so dx_hat = gamma * dout", like(lambda d, c: _dx(d, c, gamma=False), DOUT, CACHE,
+                                                       output=_out(0))),
+        Misconception("ones_not_dout", f"{where} gradients do not depend on dout, as if the upstream "
+                      "gradient were all ones (then dx is 0 for every input, which is why a check with "
+                      "ones proves nothing): multiply by the dout you are given",
+                      like(lambda d, c: np.full(d.shape[1], float(len(d))), DOUT, CACHE, output=_out(2))),
+    ]
+
+
+F_PROBE = Formula("tanh_layer", W=np.random.default_rng(4).normal(0, 0.5, (4, 3)), b=np.array([0.1, -0.2, 0.3]))
+X_PROBE = X[:3]
+DOUT_PROBE = np.random.default_rng(5).standard_normal((3, 3))
+
+
+def _difference(f, x, dout, h=1e-5, kind="centred", with_dout=True):
+    """Finite differences of sum(f(x) * dout), right or in a mistaken form."""
+    x = np.array(x, dtype=np.float64)
+    weight = dout if with_dout else 1.0
+    grad = np.zeros_like(x)
+    base = np.sum(f(x) * weight)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = np.sum(f(x) * weight)
+        x[i] = old - h
+        minus = np.sum(f(x) * weight)
+        x[i] = old
+        grad[i] = {"centred": (plus - minus) / (2 * h), "forward": (plus - base) / h,
+                   "over_h": (plus - minus) / h}[kind]
+    return grad
+
+
+def _wrong_layer(eval_updates=False, eval_batch_stats=False, never_updates=False, no_count=False,
+                 train_running=False):
+    """batchnorm_layer_forward with one of the classic mistakes, run over a sequence of steps."""
+    def layer(x, gamma, beta, state, training, momentum=0.1, eps=1e-5):
+        ref = EXACT  # float64 numpy steps (bncourse.judge)
+        mean, var = ref.batch_mean(x), ref.batch_variance(x)
+        if training or eval_updates:
+            if not never_updates:
+                state["running_mean"], state["running_var"] = ref.update_running_stats_torch(
+                    state["running_mean"], state["running_var"], x, momentum, state["num_batches_tracked"])
+            if not no_count:
+                state["num_batches_tracked"] += 1
+        if (training and not train_running) or (not training and eval_batch_stats):
+            return ref.scale_and_shift(ref.normalise(x, mean, var, eps), gamma, beta)
+        return ref.batchnorm_inference(x, gamma, beta, state["running_mean"], state["running_var"], eps)
+    return run_steps(layer)
+
+
+_steps_rng = np.random.default_rng(6)
+XS = 2.0 + 1.5 * _steps_rng.standard_normal((6, 5, 4)) + np.arange(6)[:, None, None] * 0.5
+TRAINING = np.array([True, True, False, True, False, False])
+
+
+def _steps_like(mistake, output, **kwargs):
+    """Probe: does the sequence of steps give the mistaken layer's `output` part?"""
+    wrong = _wrong_layer(**mistake)
+    return like(lambda *a, **k: output(wrong(*a, **k)), XS, TRAINING, GAMMA, BETA, output=output, **kwargs)
+
+
+RUNNING = (np.array([0.5, -1.0, 2.0, 0.0]), np.array([1.5, 0.2, 3.0, 1.0]))
+BATCH = (np.array([1.0, 0.0, -1.0, 4.0]), np.array([0.5, 2.0, 0.1, 1.0]))
+
+CATALOGUE.update({
+    "batchnorm_backward_staged": _backward_mistakes("your staged backward pass:"),
+    "batchnorm_backward": _backward_mistakes("your closed-form backward pass:"),
+    "numerical_gradient": [
+        Misconception("one_sided", "you used a one-sided difference (L(x + h) - L(x)) / h, whose error "
+                      "shrinks only like h; the centred difference (L(x + h) - L(x - h)) / (2h) is "
+                      "accurate to h**2",
+                      like(lambda f, x, d, h=1e-5: _difference(f, x, d, h, "forward"), F_PROBE, X_PROBE,
+                           DOUT_PROBE)),
+        Misconception("over_h", "you divided the centred difference by h; the two points are 2h apart: "
+                      "divide by 2 * h",
+                      like(lambda f, x, d, h=1e-5: _difference(f, x, d, h, "over_h"), F_PROBE, X_PROBE,
+                           DOUT_PROBE)),
+        Misconception("ignores_dout", "you differentiated sum(f(x)), as if dout were all ones; the "
+                      "gradient of L = sum(f(x) * dout) weighs each output by its dout",
+                      like(lambda f, x, d, h=1e-5: _difference(f, x, d, h, with_dout=False), F_PROBE,
+                           X_PROBE, DOUT_PROBE)),
+    ],
+    "update_running_stats": [
+        Misconception("flipped", "you weighed the new batch by momentum: in this convention "
+                      "(the seed's, and Keras') momentum weighs the OLD running value, "
+                      "r = momentum * r + (1 - momentum) * batch",
+                      like(lambda rm, rv, bm, bv, momentum=0.9: ((1 - momentum) * rm + momentum * bm,
+                                                                 (1 - momentum) * rv + momentum * bv),
+                           *RUNNING, *BATCH, momentum=0.9)),
+        Misconception("batch_only", "you returned the batch statistics: the running averages must "
+                      "keep momentum * the old value", like(lambda rm, rv, bm, bv, momentum=0.9: (bm, bv),
+                                                             *RUNNING, *BATCH, momentum=0.9)),
+        Misconception("unchanged", "your running statistics do not move: add (1 - momentum) * the "
+                      "batch statistics", like(lambda rm, rv, bm, bv, momentum=0.9: (rm, rv),
+                                               *RUNNING, *BATCH, momentum=0.9)),
+    ],
+    "batchnorm_inference": [
+        Misconception("batch_statistics", "you normalised with the batch's own mean and variance; at "
+                      "inference use running_mean and running_var, so each example's output does not "
+                      "depend on the rest of the batch",
+                      like(lambda x, g, b, rm, rv, eps=1e-5: g * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + b,
+                           X, GAMMA, BETA, MEAN, VAR, eps=EPS)),
+        Misconception("eps_outside_sqrt", "you added eps outside the square root; use "
+                      "sqrt(running_var + eps), as in training",
+                      like(lambda x, g, b, rm, rv, eps=1e-5: g * (x - rm) / (np.sqrt(rv) + eps) + b,
+                           X, GAMMA, BETA, MEAN, VAR, eps=EPS)),
+        Misconception("no_scale_shift", "you forgot gamma and beta: inference applies the same "
+                      "y = gamma * x_hat + beta as training",
+                      like(lambda x, g, b, rm, rv, eps=1e-5: (x - rm) / np.sqrt(rv + eps),
+                           X, GAMMA, BETA, MEAN, VAR, eps=EPS)),
+    ],
+    "update_running_stats_torch": [
+        Misconception("flipped", "you used the seed's convention (momentum weighs the old value); in "
+                      "PyTorch's, momentum is the weight of the NEW batch: r = (1 - momentum) * r + "
+                      "momentum * batch",
+                      like(lambda rm, rv, x, momentum=0.1, batches_seen=0: (
+                          momentum * rm + (1 - momentum) * x.mean(0),
+                          momentum * rv + (1 - momentum) * x.var(0, ddof=1)), *RUNNING, X, momentum=0.1)),
+        Misconception("biased", "your running variance takes the biased batch variance; PyTorch "
+                      "stores the unbiased one (divide by N - 1) in running_var, while the forward pass "
+                      "normalises with the biased one",
+                      like(lambda rm, rv, x, momentum=0.1, batches_seen=0: 0.9 * rv + 0.1 * x.var(0),
+                           *RUNNING, X, momentum=0.1, output=_out(1))),
+        Misconception("none_as_default", "with momentum=None PyTorch keeps a cumulative average: the "
+                      "new batch weighs 1 / (batches_seen + 1), not 0.1",
+                      like(lambda rm, rv, x, momentum=None, batches_seen=0: (
+                          0.9 * rm + 0.1 * x.mean(0), 0.9 * rv + 0.1 * x.var(0, ddof=1)), *RUNNING, X,
+                           momentum=None, batches_seen=3)),
+        Misconception("cumulative_off_by_one", "your cumulative average (momentum=None) weighs the new "
+                      "batch by 1 / batches_seen; it is the (batches_seen + 1)-th batch, so its weight "
+                      "is 1 / (batches_seen + 1)",
+                      like(lambda rm, rv, x, momentum=None, batches_seen=0: (
+                          (1 - 1 / batches_seen) * rm + x.mean(0) / batches_seen,
+                          (1 - 1 / batches_seen) * rv + x.var(0, ddof=1) / batches_seen), *RUNNING, X,
+                           momentum=None, batches_seen=3)),
+    ],
+    "init_running_stats": [
+        Misconception("var_zero", "running_var starts at 1, not 0: before any batch the layer should "
+                      "leave inputs as they are, x / sqrt(1 + eps), not divide by sqrt(eps)",
+                      like(lambda n, dtype=np.float64: np.zeros(n), 4,
+                           output=lambda out: out.get("running_var") if isinstance(out, dict) else None)),
+    ],
+    "batchnorm_layer_forward": [
+        Misconception("updates_in_eval", "your layer updates the running statistics in eval mode; "
+                      "evaluation must leave the state unchanged",
+                      _steps_like({"eval_updates": True}, _out(1))),
+        Misconception("batch_stats_in_eval", "in eval mode your layer normalises with the batch's "
+                      "statistics; use the running statistics (batchnorm_inference)",
+                      _steps_like({"eval_batch_stats": True}, _out(0))),
+        Misconception("never_updates", "your layer never updates running_mean and running_var in "
+                      "training: assign the new values back into the state dict",
+                      _steps_like({"never_updates": True}, _out(1))),
+        Misconception("not_counted", "num_batches_tracked does not count the training batches: add 1 "
+                      "after each one (momentum=None needs the count)",
+                      _steps_like({"no_count": True}, _out(3))),
+        Misconception("running_in_training", "in training mode your layer normalises with the running "
+                      "statistics; training uses the batch's own statistics",
+                      _steps_like({"train_running": True}, _out(0))),
+    ],
+})
 
 
 def diagnose(piece, fn):

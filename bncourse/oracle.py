@@ -4,7 +4,9 @@ Each function takes the same arguments as the learner's piece and returns the ex
 float64 answer, computed by torch.nn.BatchNorm1d / torch.nn.functional.batch_norm:
   - momentum=1.0 makes running_mean the batch mean (running_var is the *unbiased* variance);
   - affine=False exposes x_hat;
-  - eval mode with given statistics computes (x - mean) / sqrt(var + eps).
+  - eval mode with given statistics computes (x - mean) / sqrt(var + eps);
+  - gradients come from torch.autograd through F.batch_norm;
+  - running statistics come from a BatchNorm1d's buffers after the same steps.
 """
 import functools
 import sys
@@ -72,8 +74,105 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     return y.numpy(), cache
 
 
-PIECES = {f.__name__: f for f in (batch_mean, batch_variance, normalise, scale_and_shift,
-                                  batchnorm_forward)}
+def _grads(dout, cache):
+    x = _t(cache["x"]).requires_grad_()
+    gamma, beta = _t(cache["gamma"]).requires_grad_(), _t(cache["beta"]).requires_grad_()
+    y = F.batch_norm(x, None, None, gamma, beta, training=True, eps=float(cache["eps"]))
+    y.backward(_t(dout))
+    return x.grad.numpy(), gamma.grad.numpy(), beta.grad.numpy()
+
+
+@_uses_torch_kernels
+def batchnorm_backward(dout, cache):
+    return _grads(dout, cache)
+
+
+@_uses_torch_kernels
+def batchnorm_backward_staged(dout, cache):
+    return _grads(dout, cache)
+
+
+def numerical_gradient(f, x, dout, h=1e-5):
+    """The exact gradient (torch.autograd) that centred differences approximate to O(h^2)."""
+    x = _t(x).requires_grad_()
+    (f(x, xp=torch) * _t(dout)).sum().backward()
+    return x.grad.numpy()
+
+
+def _layer(d, momentum=0.1, eps=1e-5, running_mean=None, running_var=None, batches_seen=0):
+    layer = torch.nn.BatchNorm1d(d, eps=eps, momentum=momentum, dtype=torch.float64)
+    with torch.no_grad():
+        if running_mean is not None:
+            layer.running_mean.copy_(_t(running_mean))
+            layer.running_var.copy_(_t(running_var))
+        layer.num_batches_tracked.fill_(batches_seen)
+    return layer
+
+
+def _buffers(layer):
+    return layer.running_mean.detach().numpy().copy(), layer.running_var.detach().numpy().copy()
+
+
+@_uses_torch_kernels
+def update_running_stats(running_mean, running_var, batch_mean, batch_var, momentum=0.9):
+    """The seed's momentum m is torch's 1 - m. A batch of two examples, mean -+ sqrt(var / 2),
+    has exactly this mean and *unbiased* variance, which is what torch's running_var takes in."""
+    spread = np.sqrt(np.asarray(batch_var, np.float64) / 2)
+    batch = np.stack([batch_mean - spread, batch_mean + spread])
+    layer = _layer(len(batch_mean), 1.0 - momentum, running_mean=running_mean, running_var=running_var)
+    with torch.no_grad():
+        layer(_t(batch))
+    return _buffers(layer)
+
+
+@_uses_torch_kernels
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    return F.batch_norm(_t(x), _t(running_mean), _t(running_var), _t(gamma), _t(beta),
+                        training=False, eps=eps).numpy()
+
+
+@_uses_torch_kernels
+def update_running_stats_torch(running_mean, running_var, x, momentum=0.1, batches_seen=0):
+    layer = _layer(x.shape[1], momentum, running_mean=running_mean, running_var=running_var,
+                   batches_seen=batches_seen)
+    with torch.no_grad():
+        layer(_t(x))
+    return _buffers(layer)
+
+
+def init_running_stats(num_features, dtype=np.float64):
+    layer = torch.nn.BatchNorm1d(num_features, dtype=getattr(torch, np.dtype(dtype).name))
+    return {"running_mean": layer.running_mean.numpy(), "running_var": layer.running_var.numpy(),
+            "num_batches_tracked": int(layer.num_batches_tracked)}
+
+
+@_uses_torch_kernels
+def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
+    """torch.nn.BatchNorm1d through the same steps (see bncourse.judge.run_steps)."""
+    layer = _layer(xs.shape[2], momentum, eps)
+    with torch.no_grad():
+        layer.weight.copy_(_t(gamma))
+        layer.bias.copy_(_t(beta))
+    ys, means, variances, counts = [], [], [], []
+    for x, train in zip(xs, training):
+        layer.train(bool(train))
+        with torch.no_grad():
+            ys.append(layer(_t(x)).numpy())
+        mean, var = _buffers(layer)
+        means.append(mean)
+        variances.append(var)
+        counts.append(int(layer.num_batches_tracked))
+    return np.stack(ys), np.stack(means), np.stack(variances), np.array(counts)
+
+
+PIECES = {f.__name__: f for f in (
+    batch_mean, batch_variance, normalise, scale_and_shift, batchnorm_forward,
+    batchnorm_backward_staged, batchnorm_backward, numerical_gradient,
+    update_running_stats, batchnorm_inference, update_running_stats_torch, init_running_stats,
+    batchnorm_layer_forward)}
+# What each piece's answers are compared with, as the messages say it.
+NAMES = {piece: "torch.autograd" if piece in judge.BACKWARD + ("numerical_gradient",)
+         else "torch.nn.BatchNorm1d" for piece in PIECES}
 
 
 def expected(piece):

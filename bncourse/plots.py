@@ -169,3 +169,143 @@ def sigmoid_regime(x_hat_column, gamma=3.0, beta=2.0, bins=40):
     extra = twin.get_legend_handles_labels()
     ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=8, loc="upper left")
     return fig
+
+
+# ---------------------------------------------------------------- lesson 03: the backward pass
+
+RED = "#d62728"
+
+
+def _graph_node(ax, xy, label, colour):
+    return ax.text(*xy, label, ha="center", va="center", fontsize=11, zorder=3,
+                   bbox=dict(boxstyle="round,pad=0.45", facecolor=colour, edgecolor="black"))
+
+
+def _graph_edge(ax, start, end, start_at=(1.0, 0.5), end_at=(0.0, 0.5)):
+    """A forward arrow from one node's box to another's (points given in box coordinates)."""
+    ax.annotate("", xy=end_at, xycoords=end, xytext=start_at, textcoords=start, zorder=2,
+                arrowprops=dict(arrowstyle="-|>", color="black", linewidth=1.3,
+                                shrinkA=2, shrinkB=2))
+
+
+def backward_graph():
+    """The computational graph of BatchNorm's forward pass, with its backward pass.
+
+    Black arrows: the forward pass, left to right. Red, the backward pass: on every arrow
+    the local derivative that the gradient is multiplied by as it flows back, and next to
+    every node the gradient dv = dL/dv it collects (sums over i run over the batch). dy is
+    the upstream gradient dout; r = 1/s is the inverse standard deviation.
+    """
+    fig, (ax,) = _figure(1, width=12.5, height=5.2)
+    ax.set(xlim=(-0.9, 12.6), ylim=(-2.0, 3.7))
+    ax.axis("off")
+    ax.set_title("BatchNorm as a graph: forward left to right (black), "
+                 "gradients right to left (red)")
+    nodes = {  # name: (position, forward label, gradient label, gradient above the box?)
+        "x": ((0.0, 1.0), r"$x$", r"$dx = dx_c + \dfrac{1}{N} d\mu$", False),
+        "mu": ((1.9, 2.6), r"$\mu = \dfrac{1}{N}\sum_i x_i$", r"$d\mu = -\sum_i dx_{c,i}$", True),
+        "xc": ((3.6, 1.0), r"$x_c = x - \mu$",
+               r"$dx_c = r\,d\hat{x} + \dfrac{2 x_c}{N}\, d\sigma^2$", False),
+        "var": ((5.4, 2.6), r"$\sigma^2 = \dfrac{1}{N}\sum_i x_{c,i}^2$",
+                r"$d\sigma^2 = \dfrac{ds}{2s}$", True),
+        "std": ((7.5, 2.6), r"$s = \sqrt{\sigma^2 + \varepsilon}$", r"$ds = -\dfrac{dr}{s^2}$", True),
+        "inv": ((9.4, 2.6), r"$r = 1/s$", r"$dr = \sum_i x_{c,i}\, d\hat{x}_i$", True),
+        "xhat": ((9.4, 1.0), r"$\hat{x} = x_c\, r$", r"$d\hat{x} = \gamma\, dy$", False),
+        "y": ((11.4, 1.0), r"$y = \gamma \hat{x} + \beta$", None, False),
+        "gamma": ((10.6, -0.6), r"$\gamma$", r"$d\gamma = \sum_i dy_i\, \hat{x}_i$", False),
+        "beta": ((12.2, -0.6), r"$\beta$", r"$d\beta = \sum_i dy_i$", False),
+    }
+    colours = {"x": "#dbe9f6", "gamma": "#fde3c8", "beta": "#fde3c8", "y": "#d9f0d3"}
+    box = {name: _graph_node(ax, pos, label, colours.get(name, "white"))
+           for name, (pos, label, _, _) in nodes.items()}
+    for name, ((px, py), _, grad, above) in nodes.items():
+        if grad:
+            ax.text(px, py + (0.5 if above else -0.5), grad, ha="center",
+                    va="bottom" if above else "top", color=RED, fontsize=11)
+    edges = [  # start, end, local derivative, where to write it, attach points
+        ("x", "mu", r"$\dfrac{1}{N}$", (0.75, 2.0), (1.0, 0.7), (0.0, 0.5)),
+        ("x", "xc", r"$1$", (1.7, 1.2), (1.0, 0.5), (0.0, 0.5)),
+        ("mu", "xc", r"$-1$", (3.05, 1.9), (0.6, 0.0), (0.5, 1.0)),
+        ("xc", "var", r"$\dfrac{2 x_c}{N}$", (4.15, 2.05), (0.75, 1.0), (0.2, 0.0)),
+        ("var", "std", r"$\dfrac{1}{2s}$", (6.45, 2.9), (1.0, 0.5), (0.0, 0.5)),
+        ("std", "inv", r"$-\dfrac{1}{s^2}$", (8.7, 2.95), (1.0, 0.5), (0.0, 0.5)),
+        ("xc", "xhat", r"$r$", (6.5, 1.2), (1.0, 0.5), (0.0, 0.5)),
+        ("inv", "xhat", r"$x_c$", (9.65, 1.8), (0.5, 0.0), (0.5, 1.0)),
+        ("xhat", "y", r"$\gamma$", (10.35, 1.2), (1.0, 0.5), (0.0, 0.5)),
+        ("gamma", "y", r"$\hat{x}$", (10.75, 0.15), (0.5, 1.0), (0.3, 0.0)),
+        ("beta", "y", r"$1$", (12.05, 0.15), (0.5, 1.0), (0.75, 0.0)),
+    ]
+    for start, end, local, where, start_at, end_at in edges:
+        _graph_edge(ax, box[start], box[end], start_at, end_at)
+        ax.text(*where, local, color=RED, fontsize=12, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none"))
+    ax.annotate(r"$dy$ = dout", xy=(1.0, 0.5), xycoords=box["y"], xytext=(12.45, 2.0),
+                textcoords="data", color=RED, fontsize=10, ha="center",
+                arrowprops=dict(arrowstyle="-|>", color=RED, linewidth=1.3))
+    ax.annotate("", xy=(-0.6, -1.75), xytext=(12.3, -1.75),
+                arrowprops=dict(arrowstyle="-|>", color=RED, linewidth=2))
+    ax.text(6.0, -1.65, "backward: multiply by the local derivative on each arrow, "
+            "add up where a value was used twice, sum over the batch where a (D,) value "
+            "was broadcast", color=RED, fontsize=9, ha="center", va="bottom")
+    return fig
+
+
+def _bn_loss(x, gamma, beta, dout, eps=1e-5):
+    """L = sum(BatchNorm(x) * dout), written with plain array operations (NumPy or torch)."""
+    mean = x.mean(0)
+    var = ((x - mean) ** 2).mean(0)
+    return ((gamma * (x - mean) / (var + eps) ** 0.5 + beta) * dout).sum()
+
+
+def finite_difference_error(hs=None, shape=(6, 3), seed=0):
+    """Log-log plot: error of finite-difference gradients of BatchNorm vs the step h.
+
+    L(x) = sum(BatchNorm(x) * dout) for a random batch and a random dout. Each estimate of
+    dL/dx (one-sided in float64, centred in float64, centred in float32) is compared with
+    the exact gradient from torch.autograd in float64; the error is max |estimate - exact|
+    relative to max |exact|. Large h: the truncation error, slope 1 (one-sided) or 2
+    (centred); small h: rounding error, which grows like 1/h.
+    """
+    import torch  # only this plot needs it
+
+    hs = np.logspace(-13, -1, 25) if hs is None else np.asarray(hs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(1.0, 2.0, shape)
+    gamma, beta = rng.normal(1.0, 0.5, shape[1]), rng.normal(0.0, 1.0, shape[1])
+    dout = rng.standard_normal(shape)
+    x_t = torch.tensor(x, requires_grad=True)
+    _bn_loss(x_t, *(torch.tensor(a) for a in (gamma, beta, dout))).backward()
+    exact = x_t.grad.numpy()
+
+    def estimate(h, dtype, centred):
+        xs, args = x.astype(dtype), [a.astype(dtype) for a in (gamma, beta, dout)]
+        h, grad = dtype(h), np.zeros(shape)
+        base = _bn_loss(xs, *args)
+        for i in np.ndindex(shape):
+            plus, minus = xs.copy(), xs.copy()
+            plus[i] += h
+            minus[i] -= h
+            if centred:
+                grad[i] = (_bn_loss(plus, *args) - _bn_loss(minus, *args)) / (2 * h)
+            else:
+                grad[i] = (_bn_loss(plus, *args) - base) / h
+        return grad
+
+    def error(h, dtype, centred):
+        return np.max(np.abs(estimate(h, dtype, centred) - exact)) / np.max(np.abs(exact))
+
+    fig, (ax,) = _figure(1, width=6.5, height=3.9)
+    curves = [("one-sided, float64", np.float64, False, ORANGE, "o-"),
+              ("centred, float64", np.float64, True, BLUE, "s-"),
+              ("centred, float32", np.float32, True, GREEN, "^--")]
+    with np.errstate(all="ignore"):  # float32 steps below its resolution divide by zero
+        for label, dtype, centred, colour, style in curves:
+            errors = np.array([error(h, dtype, centred) for h in hs])
+            ax.loglog(hs, np.clip(np.nan_to_num(errors, nan=1e3, posinf=1e3), 1e-13, 1e3),
+                      style, color=colour, markersize=4, label=label)
+    ax.axvline(1e-5, color=GREY, linestyle=":", linewidth=1)
+    ax.text(1.3e-5, 2e-12, "h = 1e-5", color=GREY, fontsize=8)
+    ax.set(title="Finite-difference gradient of BatchNorm: error vs step h",
+           xlabel="step h", ylabel="relative error of dx", ylim=(1e-13, 1e3))
+    ax.legend(fontsize=8, loc="upper center")
+    return fig

@@ -13,6 +13,14 @@ LESSON_OF = {
     "normalise": "02_normalise_and_scale",
     "scale_and_shift": "02_normalise_and_scale",
     "batchnorm_forward": "02_normalise_and_scale",
+    "batchnorm_backward_staged": "03_backward",
+    "batchnorm_backward": "03_backward",
+    "numerical_gradient": "03_backward",
+    "update_running_stats": "04_running_statistics",
+    "batchnorm_inference": "04_running_statistics",
+    "update_running_stats_torch": "04_running_statistics",
+    "init_running_stats": "04_running_statistics",
+    "batchnorm_layer_forward": "04_running_statistics",
 }
 
 
@@ -204,6 +212,234 @@ x_hat = x * inv_std - mean * inv_std
 return x * (gamma * inv_std) + (beta - mean * gamma * inv_std), cache"""),
     },
 }
+
+
+# ---------------------------------------------------------------- lessons 03 and 04
+
+SIGNATURES = {
+    "batchnorm_backward_staged": "batchnorm_backward_staged(dout, cache)",
+    "batchnorm_backward": "batchnorm_backward(dout, cache)",
+    "numerical_gradient": "numerical_gradient(f, x, dout, h=1e-5)",
+    "update_running_stats": "update_running_stats(running_mean, running_var, batch_mean, batch_var, momentum=0.9)",
+    "batchnorm_inference": "batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5)",
+    "update_running_stats_torch": "update_running_stats_torch(running_mean, running_var, x, momentum=0.1, "
+                                  "batches_seen=0)",
+    "init_running_stats": "init_running_stats(num_features, dtype=np.float64)",
+    "batchnorm_layer_forward": "batchnorm_layer_forward(x, gamma, beta, state, training, momentum=0.1, eps=1e-5)",
+}
+
+
+def _def(piece, body):
+    return f"def {SIGNATURES[piece]}:\n    " + body.strip().replace("\n", "\n    ") + "\n"
+
+
+STAGED = """
+x, mean, var, eps, gamma = (cache[k] for k in ("x", "mean", "var", "eps", "gamma"))
+N = x.shape[0]
+xc = x - mean
+std = np.sqrt(var + eps)
+inv_std = 1.0 / std
+x_hat = xc * inv_std
+dbeta = dout.sum(axis=0)
+dgamma = (dout * x_hat).sum(axis=0)
+dx_hat = dout * gamma
+dinv_std = (dx_hat * xc).sum(axis=0)
+dxc = dx_hat * inv_std
+dstd = -dinv_std / std ** 2
+dvar = dstd * 0.5 / std
+dxc = dxc + dvar * 2.0 * xc / N
+dmean = -dxc.sum(axis=0)
+dx = dxc + dmean / N
+return dx, dgamma, dbeta"""
+
+COMPACT = """
+x_hat, var, eps, gamma = (cache[k] for k in ("x_hat", "var", "eps", "gamma"))
+N = dout.shape[0]
+dbeta = dout.sum(axis=0)
+dgamma = (dout * x_hat).sum(axis=0)
+dx = (gamma / (N * np.sqrt(var + eps))) * (N * dout - dbeta - x_hat * dgamma)
+return dx, dgamma, dbeta"""
+
+NUMERICAL = """
+grad = np.zeros(x.shape)
+for i in np.ndindex(x.shape):
+    old = x[i]
+    x[i] = old + h
+    plus = np.sum(f(x) * dout)
+    x[i] = old - h
+    minus = np.sum(f(x) * dout)
+    x[i] = old
+    grad[i] = (plus - minus) / (2 * h)
+return grad"""
+
+TORCH_UPDATE = """
+w = 1.0 / (batches_seen + 1) if momentum is None else momentum
+mean = x.mean(axis=0)
+var = ((x - mean) ** 2).sum(axis=0) / (x.shape[0] - 1)
+return (1 - w) * running_mean + w * mean, (1 - w) * running_var + w * var"""
+
+LAYER = """
+if not training:
+    return batchnorm_inference(x, gamma, beta, state["running_mean"], state["running_var"], eps)
+mean, var = batch_mean(x), batch_variance(x)
+state["running_mean"], state["running_var"] = update_running_stats_torch(
+    state["running_mean"], state["running_var"], x, momentum, state["num_batches_tracked"])
+state["num_batches_tracked"] += 1
+return scale_and_shift(normalise(x, mean, var, eps), gamma, beta)"""
+
+
+def _edit(source, old, new):
+    assert old in source, old
+    return source.replace(old, new)
+
+
+MUTANTS += [
+    Mutant("staged_dgamma_not_summed", "batchnorm_backward_staged",
+           _def("batchnorm_backward_staged", _edit(STAGED, "dgamma = (dout * x_hat).sum(axis=0)",
+                                                   "dgamma = dout * x_hat")), "dgamma_not_summed"),
+    Mutant("staged_direct_path_only", "batchnorm_backward_staged", _def("batchnorm_backward_staged", """
+x_hat, var, eps, gamma = (cache[k] for k in ("x_hat", "var", "eps", "gamma"))
+return dout * gamma / np.sqrt(var + eps), (dout * x_hat).sum(axis=0), dout.sum(axis=0)"""),
+           "direct_path_only"),
+    Mutant("staged_n_minus_1", "batchnorm_backward_staged",
+           _def("batchnorm_backward_staged", _edit(STAGED, "dvar * 2.0 * xc / N", "dvar * 2.0 * xc / (N - 1)")),
+           "n_minus_1"),
+    Mutant("staged_no_gamma", "batchnorm_backward_staged",
+           _def("batchnorm_backward_staged", _edit(STAGED, "dx_hat = dout * gamma", "dx_hat = dout")), "no_gamma"),
+    Mutant("compact_dgamma_mean", "batchnorm_backward",
+           _def("batchnorm_backward", _edit(COMPACT, "dgamma = (dout * x_hat).sum(axis=0)",
+                                            "dgamma = (dout * x_hat).mean(axis=0)")), "dgamma_mean"),
+    Mutant("compact_dbeta_mean", "batchnorm_backward",
+           _def("batchnorm_backward", _edit(COMPACT, "dbeta = dout.sum(axis=0)", "dbeta = dout.mean(axis=0)")),
+           "dbeta_mean"),
+    Mutant("compact_no_mean_term", "batchnorm_backward",
+           _def("batchnorm_backward", _edit(COMPACT, "N * dout - dbeta - x_hat", "N * dout - x_hat")),
+           "no_mean_term"),
+    Mutant("compact_no_variance_term", "batchnorm_backward",
+           _def("batchnorm_backward", _edit(COMPACT, " - x_hat * dgamma)", ")")), "no_variance_term"),
+    Mutant("compact_dout_all_ones", "batchnorm_backward",
+           _def("batchnorm_backward", "dout = np.ones_like(dout)  # 'the upstream gradient is 1'\n" + COMPACT),
+           "ones_not_dout"),
+    Mutant("numerical_one_sided", "numerical_gradient", _def("numerical_gradient", """
+grad = np.zeros(x.shape)
+base = np.sum(f(x) * dout)
+for i in np.ndindex(x.shape):
+    old = x[i]
+    x[i] = old + h
+    grad[i] = (np.sum(f(x) * dout) - base) / h
+    x[i] = old
+return grad"""), "one_sided"),
+    Mutant("numerical_over_h", "numerical_gradient",
+           _def("numerical_gradient", _edit(NUMERICAL, "/ (2 * h)", "/ h")), "over_h"),
+    Mutant("numerical_ignores_dout", "numerical_gradient",
+           _def("numerical_gradient", NUMERICAL.replace("np.sum(f(x) * dout)", "np.sum(f(x))")), "ignores_dout"),
+    Mutant("numerical_x_not_restored", "numerical_gradient",
+           _def("numerical_gradient", _edit(NUMERICAL, "    x[i] = old\n", "")), "changed its input argument 2"),
+    Mutant("seed_update_flipped", "update_running_stats", _def("update_running_stats", """
+return ((1 - momentum) * running_mean + momentum * batch_mean,
+        (1 - momentum) * running_var + momentum * batch_var)"""), "flipped"),
+    Mutant("inference_batch_statistics", "batchnorm_inference", _def("batchnorm_inference", """
+return gamma * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps) + beta"""), "batch_statistics"),
+    Mutant("torch_update_flipped", "update_running_stats_torch", _def("update_running_stats_torch",
+           _edit(TORCH_UPDATE, "return (1 - w) * running_mean + w * mean, (1 - w) * running_var + w * var",
+                 "return w * running_mean + (1 - w) * mean, w * running_var + (1 - w) * var")), "flipped"),
+    Mutant("torch_update_biased", "update_running_stats_torch", _def("update_running_stats_torch",
+           _edit(TORCH_UPDATE, "/ (x.shape[0] - 1)", "/ x.shape[0]")), "biased"),
+    Mutant("torch_update_none_as_default", "update_running_stats_torch", _def("update_running_stats_torch",
+           _edit(TORCH_UPDATE, "w = 1.0 / (batches_seen + 1) if momentum is None else momentum",
+                 "w = 0.1 if momentum is None else momentum")), "none_as_default"),
+    Mutant("torch_update_cumulative_off_by_one", "update_running_stats_torch",
+           _def("update_running_stats_torch", _edit(TORCH_UPDATE, "1.0 / (batches_seen + 1)",
+                                                    "1.0 / max(batches_seen, 1)")), "cumulative_off_by_one"),
+    Mutant("init_var_zero", "init_running_stats", _def("init_running_stats", """
+return {"running_mean": np.zeros(num_features, dtype), "running_var": np.zeros(num_features, dtype),
+        "num_batches_tracked": 0}"""), "var_zero"),
+    Mutant("layer_updates_in_eval", "batchnorm_layer_forward", _def("batchnorm_layer_forward", """
+mean, var = batch_mean(x), batch_variance(x)
+state["running_mean"], state["running_var"] = update_running_stats_torch(
+    state["running_mean"], state["running_var"], x, momentum, state["num_batches_tracked"])
+state["num_batches_tracked"] += 1
+if not training:
+    return batchnorm_inference(x, gamma, beta, state["running_mean"], state["running_var"], eps)
+return scale_and_shift(normalise(x, mean, var, eps), gamma, beta)"""), "updates_in_eval"),
+    Mutant("layer_batch_stats_in_eval", "batchnorm_layer_forward", _def("batchnorm_layer_forward",
+           _edit(LAYER, 'return batchnorm_inference(x, gamma, beta, state["running_mean"], state["running_var"], eps)',
+                 "return scale_and_shift(normalise(x, batch_mean(x), batch_variance(x), eps), gamma, beta)")),
+           "batch_stats_in_eval"),
+    Mutant("layer_never_updates", "batchnorm_layer_forward", _def("batchnorm_layer_forward",
+           _edit(LAYER, 'state["running_mean"], state["running_var"] = update_running_stats_torch(',
+                 'new_mean, new_var = update_running_stats_torch(')), "never_updates"),
+    Mutant("layer_not_counted", "batchnorm_layer_forward", _def("batchnorm_layer_forward",
+           _edit(LAYER, 'state["num_batches_tracked"] += 1\n', "")), "not_counted"),
+]
+
+_LESSONS_34 = {  # correct answers in the style of each variant
+    "einsum": {
+        "batchnorm_backward_staged": _def("batchnorm_backward_staged", _edit(_edit(STAGED,
+            "dgamma = (dout * x_hat).sum(axis=0)", 'dgamma = np.einsum("nd,nd->d", dout, x_hat)'),
+            "dinv_std = (dx_hat * xc).sum(axis=0)", 'dinv_std = np.einsum("nd,nd->d", dx_hat, xc)')),
+        "batchnorm_backward": _def("batchnorm_backward", _edit(COMPACT, "dgamma = (dout * x_hat).sum(axis=0)",
+                                                               'dgamma = np.einsum("nd,nd->d", dout, x_hat)')),
+        "numerical_gradient": _def("numerical_gradient", NUMERICAL.replace(
+            "np.sum(f(x) * dout)", 'np.einsum("ij,ij->", f(x), dout)')),
+        "batchnorm_inference": _def("batchnorm_inference", """
+return np.einsum("nd,d->nd", x - running_mean, gamma / np.sqrt(running_var + eps)) + beta"""),
+    },
+    "float64_throughout": {
+        "batchnorm_backward": _def("batchnorm_backward", "dout = np.asarray(dout, dtype=np.float64)\n" + COMPACT),
+        "batchnorm_backward_staged": _def("batchnorm_backward_staged",
+                                          "dout = np.asarray(dout, dtype=np.float64)\n" + STAGED),
+        "update_running_stats_torch": _def("update_running_stats_torch", "x = np.asarray(x, dtype=np.float64)\n"
+                                           + TORCH_UPDATE),
+    },
+    "in_place": {
+        "batchnorm_backward_staged": _def("batchnorm_backward_staged", STAGED),
+        "batchnorm_backward": _def("batchnorm_backward", """
+x_hat, var, eps, gamma = (cache[k] for k in ("x_hat", "var", "eps", "gamma"))
+N = dout.shape[0]
+dbeta = dout.sum(axis=0)
+dgamma = (dout * x_hat).sum(axis=0)
+dx = N * dout
+dx -= dbeta
+dx -= x_hat * dgamma
+dx *= gamma / (N * np.sqrt(var + eps))
+return dx, dgamma, dbeta"""),
+        "numerical_gradient": _def("numerical_gradient", NUMERICAL),  # writes into x, puts it back
+        "update_running_stats": _def("update_running_stats", """
+new_mean = running_mean * momentum
+new_mean += (1 - momentum) * batch_mean
+new_var = running_var * momentum
+new_var += (1 - momentum) * batch_var
+return new_mean, new_var"""),
+        "batchnorm_inference": _def("batchnorm_inference", """
+y = x - running_mean
+y *= gamma / np.sqrt(running_var + eps)
+y += beta
+return y"""),
+        "update_running_stats_torch": _def("update_running_stats_torch", TORCH_UPDATE),
+        "init_running_stats": _def("init_running_stats", """
+state = {"running_mean": np.zeros(num_features, dtype=dtype), "running_var": np.zeros(num_features, dtype=dtype)}
+state["running_var"] += 1
+state["num_batches_tracked"] = 0
+return state"""),
+        "batchnorm_layer_forward": _def("batchnorm_layer_forward", """
+if not training:
+    return batchnorm_inference(x, gamma, beta, state["running_mean"], state["running_var"], eps)
+new_mean, new_var = update_running_stats_torch(
+    state["running_mean"], state["running_var"], x, momentum, state["num_batches_tracked"])
+state["running_mean"][...] = new_mean  # in place, as torch updates its buffers
+state["running_var"][...] = new_var
+state["num_batches_tracked"] += 1
+return scale_and_shift(normalise(x, batch_mean(x), batch_variance(x), eps), gamma, beta)"""),
+    },
+    "swapped_backward": {  # each backward written the other way: both are right
+        "batchnorm_backward_staged": _def("batchnorm_backward_staged", COMPACT),
+        "batchnorm_backward": _def("batchnorm_backward", STAGED),
+    },
+}
+VARIANTS["swapped_backward"] = {}
+for _name, _sources in _LESSONS_34.items():
+    VARIANTS[_name].update(_sources)
 
 
 def compile_piece(source, namespace=None):
