@@ -11,6 +11,7 @@ the floor. Also checks that both runs gave the same scores.
 """
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -22,14 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbformat  # noqa: E402
 
 from autograder import grading, submissions  # noqa: E402
+from autograder.reports import SECRET  # noqa: E402
 from tests.catalogue import LESSON_OF, MUTANTS, VARIANTS  # noqa: E402
 
 
-def build_class(inbox, students):
+def build_class(inbox, students, lessons):
     """Mostly right, some classic mistakes, a few untouched: like a real class."""
     variants = list(VARIANTS.values())
     for i in range(students):
-        for lesson in submissions.lessons():
+        for lesson in lessons:
             kind = i % 4
             if kind == 3:
                 mutants = [m for m in MUTANTS if m.lesson == lesson]
@@ -78,14 +80,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--lessons", nargs="*", default=submissions.lessons(), help="default: all")
     args = parser.parse_args()
-    lessons = submissions.lessons()
+    lessons = args.lessons
     measured = {lesson: floors(lesson) for lesson in lessons}
     with tempfile.TemporaryDirectory() as tmp:
         inbox = Path(tmp) / "inbox"
-        build_class(inbox, args.students)
+        build_class(inbox, args.students, lessons)
         notebooks = args.students * len(lessons)
         seq, rows, scores_seq = timed_grade(inbox, Path(tmp) / "sequential", 1)
+        # the same secret key, so both runs ask the same hidden questions
+        (Path(tmp) / "parallel").mkdir()
+        shutil.copy(Path(tmp) / "sequential" / SECRET, Path(tmp) / "parallel" / SECRET)
         par, _, scores_par = timed_grade(inbox, Path(tmp) / "parallel", args.workers)
     sandboxes = sorted({r.sandbox for r in rows})
     bare = statistics.mean(b for b, _ in measured.values())
@@ -100,8 +106,10 @@ def main():
           f"floor, {per / whole:.2f}x the plain run (goal <= 1.3x)")
     print(f"  parallel ({args.workers} workers): {par:7.1f} s wall, {par / notebooks:.2f} s per notebook")
     print(f"  speedup: {seq / par:.2f}x (goal >= 1.8x)")
-    # (two workspaces have two secret keys, so their hidden inputs differ; the scores may not)
     print(f"  same scores and statuses from both: {scores_seq == scores_par}")
+    for a, b in zip(scores_seq, scores_par):
+        if a != b:
+            print(f"    differs: sequential {a} / parallel {b}")
 
 
 if __name__ == "__main__":
