@@ -29,9 +29,11 @@ def build_class(inbox):
         hand_in("eve_einsum", lesson, {p: s for p, s in VARIANTS["einsum"].items()
                                        if p in submissions.solution_sources(lesson)})
     for student, names in {"ben_unbiased_swapped": ("var_unbiased", "gamma_beta_swapped"),
-                           "cy_one_pass_eps": ("var_one_pass", "eps_outside_sqrt")}.items():
+                           "cy_one_pass_eps": ("var_one_pass", "eps_outside_sqrt"),
+                           "gus_ones_flipped": ("compact_dout_all_ones", "torch_update_flipped")}.items():
         for lesson, answers in with_bugs(*names).items():
-            hand_in(student, lesson, answers)
+            if answers:
+                hand_in(student, lesson, answers)
     first = lessons[0]
     hand_in("dee_untouched", first, fill_rest=False)       # handed back the blank notebook;
     broken = inbox / "fay_broken_json" / first / f"{first}.ipynb"  # and nothing for the rest

@@ -208,7 +208,8 @@ def backward_graph():
                r"$dx_c = r\,d\hat{x} + \dfrac{2 x_c}{N}\, d\sigma^2$", False),
         "var": ((5.4, 2.6), r"$\sigma^2 = \dfrac{1}{N}\sum_i x_{c,i}^2$",
                 r"$d\sigma^2 = \dfrac{ds}{2s}$", True),
-        "std": ((7.5, 2.6), r"$s = \sqrt{\sigma^2 + \varepsilon}$", r"$ds = -\dfrac{dr}{s^2}$", True),
+        "std": ((7.5, 2.6), r"$s = \sqrt{\sigma^2 + \varepsilon}$",
+                r"$ds = -\dfrac{dr}{s^2}$", True),
         "inv": ((9.4, 2.6), r"$r = 1/s$", r"$dr = \sum_i x_{c,i}\, d\hat{x}_i$", True),
         "xhat": ((9.4, 1.0), r"$\hat{x} = x_c\, r$", r"$d\hat{x} = \gamma\, dy$", False),
         "y": ((11.4, 1.0), r"$y = \gamma \hat{x} + \beta$", None, False),
@@ -307,5 +308,5 @@ def finite_difference_error(hs=None, shape=(6, 3), seed=0):
     ax.text(1.3e-5, 2e-12, "h = 1e-5", color=GREY, fontsize=8)
     ax.set(title="Finite-difference gradient of BatchNorm: error vs step h",
            xlabel="step h", ylabel="relative error of dx", ylim=(1e-13, 1e3))
-    ax.legend(fontsize=8, loc="upper center")
+    ax.legend(fontsize=8, loc="lower left")
     return fig

@@ -93,13 +93,16 @@ def _numpy_forward(x, gamma, beta, eps):
     return gamma * x_hat + beta, cache
 
 
-def best_time(fn, repeats=5):
-    """The fastest of `repeats` runs of fn(), in seconds, after one warm-up run.
+def best_time(fn, repeats=5, warmup=3):
+    """The fastest of `repeats` runs of fn(), in seconds, after `warmup` untimed runs.
 
     The minimum, not the mean: every run does the same work, so the slower ones are slower
-    only because something else (the OS, another program) got in the way.
+    only because something else (the OS, another program) got in the way. The warm-up runs
+    let one-off costs pass first: memory that the process has not used yet, torch starting
+    its autograd engine.
     """
-    fn()
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

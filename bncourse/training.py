@@ -57,11 +57,12 @@ def running_average_demo(momenta=(0.5, 0.1, 0.01), steps=300, seed=0):
     ax.plot(means, ".", color=GREY, markersize=3, label="batch mean (one dot per batch)")
     ax.plot(level, "--", color="black", linewidth=1, label="true mean of the feature")
     for k, m in enumerate(momenta):
-        ax.plot(running_average(means, m), color=(BLUE, ORANGE, RED, COLOURS[4])[k % 4], linewidth=2,
+        colour = (BLUE, ORANGE, RED, COLOURS[4])[k % 4]
+        ax.plot(running_average(means, m), color=colour, linewidth=2,
                 label=f"torch momentum {m:g} (seed {1 - m:g}): remembers ~{1 / m:.0f} batches")
     ax.set(title="A running mean following a drifting batch mean", xlabel="training step (batch)",
            ylabel="mean of the feature", ylim=(-0.2, 5.2))
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     return fig
 
 
@@ -70,7 +71,8 @@ def running_average_demo(momenta=(0.5, 0.1, 0.01), steps=300, seed=0):
 def drifting_batches(steps=50, n=16, seed=0):
     """`steps` float64 batches of shape (n, 3) whose feature means drift during training."""
     rng = np.random.default_rng(seed)
-    start, drift, spread = np.array([2.0, -1.0, 10.0]), np.array([0.05, -0.02, 0.0]), np.array([2.0, 0.5, 3.0])
+    start, drift = np.array([2.0, -1.0, 10.0]), np.array([0.05, -0.02, 0.0])
+    spread = np.array([2.0, 0.5, 3.0])
     return [start + drift * t + spread * rng.standard_normal((n, 3)) for t in range(steps)]
 
 
@@ -95,14 +97,15 @@ def buffers_vs_torch(update_fn, steps=50, momenta=(0.1, None), seed=0):
                 layer(torch.from_numpy(x))
             mean, var = update_fn(mean, var, x.copy(), momentum=m, batches_seen=t)
             torch_trace.append(_torch_buffers(layer))
-            your_trace.append((np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)))
+            your_trace.append((np.asarray(mean, np.float64), np.asarray(var, np.float64)))
         torch_trace, your_trace = np.array(torch_trace), np.array(your_trace)  # (steps, 2, d)
         gap = np.abs(torch_trace - your_trace).max(axis=(0, 2))
         print(f"momentum={m}: after {steps} batches, largest |yours - torch| "
               f"running_mean {gap[0]:.1e}, running_var {gap[1]:.1e}")
         steps_axis = np.arange(1, steps + 1)
         for k, (name, colour) in enumerate((("running_mean", BLUE), ("running_var", ORANGE))):
-            ax.plot(steps_axis, torch_trace[:, k, 0], color=colour, linewidth=2, label=f"torch {name}")
+            ax.plot(steps_axis, torch_trace[:, k, 0], color=colour, linewidth=2,
+                    label=f"torch {name}")
             ax.plot(steps_axis, your_trace[:, k, 0], "o", color="black", markersize=2.5,
                     label="yours" if k == 0 else None)
         ax.set(title=f"feature 0, momentum={m}", xlabel="batches seen", ylabel="buffer value")
@@ -122,7 +125,8 @@ def layer_vs_torch(layer_forward, init_state, train_steps=4, eval_steps=2, n=8, 
         layer.weight.copy_(torch.from_numpy(gamma))
         layer.bias.copy_(torch.from_numpy(beta))
     state = init_state(d)
-    print("step  mode   max|y - torch|  max|running_mean - torch|  max|running_var - torch|  batches (yours/torch)")
+    print("step  mode   max|y - torch|  max|running_mean - torch|  max|running_var - torch|"
+          "  batches (yours/torch)")
     for step in range(1, train_steps + eval_steps + 1):
         training = step <= train_steps
         x = 5.0 + 2.0 * rng.standard_normal((n, d)) + step
@@ -131,7 +135,8 @@ def layer_vs_torch(layer_forward, init_state, train_steps=4, eval_steps=2, n=8, 
             y_torch = layer(torch.from_numpy(x)).numpy()
         y = layer_forward(x.copy(), gamma, beta, state, training)
         torch_mean, torch_var = _torch_buffers(layer)
-        print(f"{step:>4}  {'train' if training else 'eval ':5}  {np.abs(y - y_torch).max():14.1e}  "
+        mode = "train" if training else "eval "
+        print(f"{step:>4}  {mode}  {np.abs(y - y_torch).max():14.1e}  "
               f"{np.abs(state['running_mean'] - torch_mean).max():25.1e}  "
               f"{np.abs(state['running_var'] - torch_var).max():24.1e}  "
               f"{state['num_batches_tracked']:>6} / {int(layer.num_batches_tracked)}")
@@ -179,6 +184,9 @@ def validation_loss(model, x, y, batch_size, training, order=None):
     return total / len(x)
 
 
+CURVES = ("eval mode", "train mode, shuffled batches", "train mode, batches in stored order")
+
+
 @dataclass
 class Run:
     """What train_moons returns: the trained model, the data, and one value per epoch."""
@@ -206,26 +214,25 @@ def train_moons(epochs=25, batch_size=32, val_batch=50, lr=0.01, seed=0):
     xv, yv = make_moons(250, seed=seed + 1)
     run = Run(make_model(seed=seed), torch.from_numpy(x), torch.from_numpy(y),
               torch.from_numpy(xv), torch.from_numpy(yv), val_batch,
-              {"eval mode": [], "train mode, shuffled batches": [], "train mode, batches in stored order": []})
+              {name: [] for name in CURVES})
     shuffled = np.random.default_rng(seed).permutation(len(xv))
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(run.model.parameters(), lr=lr)
-    for _ in range(epochs):
-        run.model.train()
-        for idx in torch.randperm(len(x), generator=generator).split(batch_size):
-            if len(idx) < 2:
-                continue  # BatchNorm cannot train on a batch of one
-            with tripwire.allowed():
+    with tripwire.allowed():  # the whole loop: forward and backward through torch's BatchNorm
+        for _ in range(epochs):
+            run.model.train()
+            for idx in torch.randperm(len(x), generator=generator).split(batch_size):
+                if len(idx) < 2:
+                    continue  # BatchNorm cannot train on a batch of one
                 loss = F.cross_entropy(run.model(run.x_train[idx]), run.y_train[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        run.model.eval()
-        run.curves["eval mode"].append(validation_loss(run.model, run.x_val, run.y_val, val_batch, False))
-        run.curves["train mode, shuffled batches"].append(
-            validation_loss(run.model, run.x_val, run.y_val, val_batch, True, shuffled))
-        run.curves["train mode, batches in stored order"].append(
-            validation_loss(run.model, run.x_val, run.y_val, val_batch, True))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+            run.model.eval()
+            ways = ((False, None), (True, shuffled), (True, None))  # (training, order) per curve
+            for name, (training, order) in zip(CURVES, ways):
+                run.curves[name].append(
+                    validation_loss(run.model, run.x_val, run.y_val, val_batch, training, order))
     run.seconds = time.perf_counter() - start
     return run
 
@@ -235,7 +242,8 @@ def plot_validation(run):
     fig, (ax0, ax1) = _figure(2, width=4.6, height=3.6)
     xv, yv = run.x_val.numpy(), run.y_val.numpy()
     for c, colour in enumerate((BLUE, ORANGE)):
-        ax0.plot(xv[yv == c, 0], xv[yv == c, 1], ".", color=colour, markersize=4, label=f"class {c}")
+        ax0.plot(xv[yv == c, 0], xv[yv == c, 1], ".", color=colour, markersize=4,
+                 label=f"class {c}")
     ax0.set(title="Validation set (two moons)", xlabel="$x_1$", ylabel="$x_2$")
     ax0.legend(fontsize=8)
     epochs = np.arange(1, len(run.curves["eval mode"]) + 1)
@@ -245,7 +253,7 @@ def plot_validation(run):
     ax1.text(epochs[-1], np.log(2), "chance: ln 2", ha="right", va="bottom", fontsize=8)
     ax1.set(title=f"Validation loss (batches of {run.val_batch})", xlabel="epoch",
             ylabel="cross-entropy", yscale="log")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="center right", bbox_to_anchor=(1.0, 0.42))
     return fig
 
 
@@ -259,20 +267,29 @@ def accuracy(model, x, y):
 def validate_in_train_mode(run):
     """The silent bug: a copy of the trained model scores the validation set in training mode,
     under torch.no_grad(), batches in stored order. Prints what that did to the first BatchNorm
-    layer's buffers and to the model's accuracy once it is (correctly) put in eval mode."""
+    layer's buffers, and to the model's loss and accuracy once it is put in eval mode."""
     model = copy.deepcopy(run.model)
     bn = model[1]
     mean_before, count_before = bn.running_mean.clone(), int(bn.num_batches_tracked)
-    acc_before = accuracy(model, run.x_val, run.y_val)
+    before = _scores(model, run)
     model.train()
     with tripwire.allowed(), torch.no_grad():  # no_grad stops gradients, not buffer updates
         for i in range(0, len(run.x_val), run.val_batch):
             model(run.x_val[i:i + run.val_batch])
-    print(f"first BatchNorm layer, num_batches_tracked: {count_before} -> {int(bn.num_batches_tracked)}")
-    print(f"running_mean[:4] before: {np.round(mean_before[:4].numpy(), 3)}")
-    print(f"running_mean[:4] after : {np.round(bn.running_mean[:4].numpy(), 3)}")
-    print(f"validation accuracy in eval mode: {acc_before:.1%} before, "
-          f"{accuracy(model, run.x_val, run.y_val):.1%} after")
+    after = _scores(model, run)
+    print(f"first BatchNorm layer, num_batches_tracked: {count_before} -> "
+          f"{int(bn.num_batches_tracked)}")
+    print(f"  running_mean[:4] before: {np.round(mean_before[:4].numpy(), 3)}")
+    print(f"  running_mean[:4] after : {np.round(bn.running_mean[:4].numpy(), 3)}")
+    print("the same copy, scored (correctly) in eval mode:")
+    print(f"  validation loss     {before[0]:.4f} before, {after[0]:.4f} after")
+    print(f"  validation accuracy {before[1]:.1%} before, {after[1]:.1%} after")
+
+
+def _scores(model, run):
+    """(loss, accuracy) of `model` on the validation set, in eval mode."""
+    loss = validation_loss(model, run.x_val, run.y_val, run.val_batch, training=False)
+    return loss, accuracy(copy.deepcopy(model), run.x_val, run.y_val)
 
 
 def one_example(run, i=0):
@@ -288,4 +305,5 @@ def one_example(run, i=0):
     model.eval()
     with tripwire.allowed(), torch.no_grad():
         p = torch.softmax(model(x_one), dim=1)[0]
-    print(f"eval mode    : P(class 0) = {p[0]:.3f}, P(class 1) = {p[1]:.3f}; true class {int(run.y_val[i])}")
+    print(f"eval mode    : P(class 0) = {p[0]:.3f}, P(class 1) = {p[1]:.3f}; "
+          f"true class {int(run.y_val[i])}")

@@ -125,3 +125,35 @@ def test_checks_are_fast():
         start = time.perf_counter()
         run_check(piece, ns[piece])
         assert time.perf_counter() - start < 5  # generous; benchmarks/ reports the real figure
+
+
+@pytest.mark.parametrize("piece", PIECES)
+def test_answers_survive_the_files_between_sandbox_and_grader(piece, tmp_path):
+    """Inputs (arrays, a cache dict, a formula f) are written, read back in 'the sandbox',
+    answered, and the answers judged from their file: the verdict is the in-process one."""
+    from bncourse import answers as rec
+    ns = answers()
+    cases = hidden.hidden_cases(piece)
+    calls = hidden.calls_for(piece, cases)
+    rec.save_calls(rec.calls_path(tmp_path, piece), calls)
+    loaded = rec.load_calls(rec.calls_path(tmp_path, piece))
+    assert [rec.digest(*c) for c in loaded] == [rec.digest(*c) for c in calls]
+    arrays, meta = rec.run_calls(piece, ns[piece], loaded, ns)
+    rec._save(rec.answers_path(tmp_path, piece), arrays, meta)
+    replay = rec.Replay(piece, calls, rec.load_answers(rec.answers_path(tmp_path, piece), len(calls)))
+    assert hidden.verdict(piece, replay, cases)[0]
+
+
+def test_a_backward_that_writes_into_the_cache_is_caught_through_the_files(tmp_path):
+    from bncourse import answers as rec
+    source = "def batchnorm_backward(dout, cache):\n" \
+             "    cache['x_hat'] *= 1.0\n    cache['gamma'] *= 2.0\n" \
+             "    return batchnorm_backward_staged(dout, {**cache, 'gamma': cache['gamma'] / 2})\n"
+    ns = answers({"batchnorm_backward": source})
+    cases = hidden.hidden_cases("batchnorm_backward")
+    calls = hidden.calls_for("batchnorm_backward", cases)
+    arrays, meta = rec.run_calls("batchnorm_backward", ns["batchnorm_backward"], calls, ns)
+    rec._save(rec.answers_path(tmp_path, "p"), arrays, meta)
+    replay = rec.Replay("batchnorm_backward", calls, rec.load_answers(rec.answers_path(tmp_path, "p"), len(calls)))
+    passed, message = hidden.verdict("batchnorm_backward", replay, cases)
+    assert not passed and "changed its input argument 2 (its entry 'gamma') in place" in message
