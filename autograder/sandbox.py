@@ -147,6 +147,7 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     os.chmod(scratch, 0o777)  # the sandbox's unprivileged user writes here
     notebook = scratch / f"{lesson}.ipynb"
     nbformat.write(nb, notebook)
+    (scratch / answers.FOLDER).mkdir()
     for piece, piece_calls in calls.items():
         answers.save_calls(answers.calls_path(scratch, piece), piece_calls)
     os.chmod(scratch / answers.FOLDER, 0o777)

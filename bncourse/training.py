@@ -1,11 +1,13 @@
-"""Lesson 04's experiments: running averages, torch's BatchNorm1d buffers, and a small model
-that shows what ``model.eval()`` is for.
+"""The torch side of the lessons' demos: torch's BatchNorm1d output (lesson 02), running
+averages and BatchNorm1d's buffers, and a small model that shows what ``model.eval()`` is
+for (lesson 04).
 
 Everything here runs on the CPU in a few seconds, with fixed seeds and no download. Every call
 into torch's BatchNorm sits inside ``tripwire.allowed()``: while a lesson is graded, torch's
 normalisation kernels are switched off for the learner's code, not for the course's helpers.
 Figures are built and returned as in ``bncourse.plots`` (make the call the last line of a cell).
 
+    training.torch_batchnorm1d(x)                        # a fresh BatchNorm1d's output for x
     training.running_average_demo()                      # figure: momenta following a drift
     training.buffers_vs_torch(update_running_stats_torch) # your buffers vs BatchNorm1d's
     training.layer_vs_torch(batchnorm_layer_forward, init_running_stats)
@@ -24,6 +26,15 @@ from bncourse import tripwire
 from bncourse.plots import BLUE, COLOURS, GREY, ORANGE, _figure
 
 RED = COLOURS[3]
+
+
+def torch_batchnorm1d(x):
+    """What a fresh torch.nn.BatchNorm1d (training mode, gamma 1, beta 0, eps 1e-5) outputs for
+    the batch x (N, D), computed in x's dtype."""
+    x = torch.as_tensor(x)
+    layer = torch.nn.BatchNorm1d(x.shape[1], dtype=x.dtype)
+    with tripwire.allowed(), torch.no_grad():
+        return layer(x).numpy()
 
 
 # ---------------------------------------------------------------- running averages

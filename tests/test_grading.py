@@ -126,6 +126,18 @@ def test_feedback_shows_the_message_not_the_hidden_tests(graded, mutant):
         assert secret not in text
 
 
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_a_correct_notebook_runs_without_a_single_error_while_graded(graded, lesson):
+    """Demo cells too: with torch's BatchNorm switched off for the learner's code, the
+    course's own demos must still run (feedback shows every cell's output)."""
+    _, work = graded
+    nb = nbformat.read(work / "autograded" / "solution" / lesson / f"{lesson}.ipynb", 4)
+    errors = [(submissions.grade_id(c), o.get("ename"), o.get("evalue", "")[:120])
+              for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert errors == []
+
+
 def test_hidden_tests_are_in_the_autograded_notebook_but_not_the_feedback(graded):
     """Guards the test above: the hidden tests really ran, and the reference's code is absent."""
     rows, work = graded
