@@ -3,6 +3,8 @@
   - Run-All time of each lesson as a learner runs it (course notebook + model answers),
     and of the instructor's source notebook (hidden tests included): goal < 20 s;
   - latency of each visible check: goal < 0.5 s;
+  - lesson 03: the compact backward's speed over the staged one, (256, 4096) float32, one
+    thread: goal >= 3x (median over fresh processes of each one's fastest run);
   - time to grade the demo class through nbgrader.
     python benchmarks/bench_lessons.py [--runs 3] [--skip-demo]
 """
@@ -72,6 +74,36 @@ def check_latency(runs):
               f"   {'ok' if med < 0.5 else 'OVER GOAL'}")
 
 
+BACKWARD_SPEED = """
+import json, numpy as np
+from autograder import submissions
+from bncourse import timing
+ns = {"np": np}
+for code in submissions.solution_sources("03_backward").values():
+    exec(code, ns)
+print(json.dumps(timing.compare_backward(ns["batchnorm_backward_staged"], ns["batchnorm_backward"],
+                                         repeats=10, verbose=False)))
+"""
+
+
+def backward_speed(processes=5):
+    """Each fresh process times the model solutions (fastest of 10 runs after a warm-up)."""
+    import json
+    import subprocess
+    runs = [json.loads(subprocess.run([sys.executable, "-c", BACKWARD_SPEED], capture_output=True, text=True,
+                                      check=True, cwd=REPO, env={**__import__("os").environ,
+                                                                  "OMP_NUM_THREADS": "1"}).stdout)
+            for _ in range(processes)]
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    ratios = sorted(r["staged"] / r["compact"] for r in runs)
+    print(f"\nLesson 03 backward, (256, 4096) float32, one thread (median over {processes} processes)")
+    for name, seconds in med.items():
+        print(f"  {name:8s} {seconds * 1e3:7.2f} ms")
+    print(f"  compact is {statistics.median(ratios):.1f}x faster than staged (per process: "
+          f"{', '.join(f'{r:.1f}' for r in ratios)}; goal >= 3x); torch's kernel is "
+          f"{med['compact'] / med['torch']:.1f}x faster than compact")
+
+
 def demo_class():
     from autograder.demo import build_class
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,5 +123,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     lesson_times(args.runs)
     check_latency(max(args.runs, 5))
+    backward_speed()
     if not args.skip_demo:
         demo_class()

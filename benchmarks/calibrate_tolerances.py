@@ -34,6 +34,11 @@ def torch_float32():
         "normalise": lambda x, m, v, eps=1e-5: F.batch_norm(t(x), t(m), t(v), training=False, eps=eps).numpy(),
         "scale_and_shift": lambda h, g, b: F.batch_norm(
             t(h), torch.zeros_like(t(g)), torch.ones_like(t(g)), t(g), t(b), training=False, eps=0.0).numpy(),
+        "batchnorm_backward": _torch_backward,
+        "batchnorm_backward_staged": _torch_backward,
+        "batchnorm_inference": lambda x, g, b, m, v, eps=1e-5: F.batch_norm(
+            t(x), t(m), t(v), t(g), t(b), training=False, eps=eps).numpy(),
+        "update_running_stats_torch": _torch_buffers,
         "batchnorm_forward": lambda x, g, b, eps=1e-5: (
             F.batch_norm(t(x), None, None, t(g), t(b), training=True, eps=eps).numpy(),
             {"x": x, "mean": x.astype(np.float64).mean(0), "var": x.astype(np.float64).var(0), "eps": eps,
@@ -41,9 +46,29 @@ def torch_float32():
     }
 
 
+def _torch_backward(dout, cache):
+    """torch.autograd through F.batch_norm in the input's dtype."""
+    t = [torch.tensor(np.asarray(cache[k])).requires_grad_() for k in ("x", "gamma", "beta")]
+    y = F.batch_norm(t[0], None, None, t[1], t[2], training=True, eps=float(cache["eps"]))
+    y.backward(torch.as_tensor(dout))
+    return tuple(a.grad.numpy() for a in t)
+
+
+def _torch_buffers(running_mean, running_var, x, momentum=0.1, batches_seen=0):
+    layer = torch.nn.BatchNorm1d(x.shape[1], momentum=momentum, dtype=torch.as_tensor(x).dtype)
+    with torch.no_grad():
+        layer.running_mean.copy_(torch.as_tensor(running_mean))
+        layer.running_var.copy_(torch.as_tensor(running_var))
+        layer.num_batches_tracked.fill_(batches_seen)
+        layer(torch.as_tensor(x))
+    return layer.running_mean.numpy(), layer.running_var.numpy()
+
+
 def worst_ratio(piece, fn, cases):
-    """max over cases of max(error / allowed) for the output y (or the piece's output)."""
+    """max over cases and outputs of max(error / allowed) (for batchnorm_forward: y)."""
     worst = 0.0
+    fn = judge.pure(piece, fn)
+    names = judge.OUTPUTS.get(piece)
     for case in cases:
         exact = oracle.PIECES[piece](*case.args, **case.kwargs)
         try:
@@ -52,13 +77,15 @@ def worst_ratio(piece, fn, cases):
             return float("inf")
         if piece == "batchnorm_forward":
             out, exact = out[0], exact[0]
-        out = np.asarray(out, np.float64)
-        if out.shape != np.shape(exact) or not np.all(np.isfinite(out)):
-            return float("inf")
-        allowed = judge.allowed_error(piece, case, exact)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(allowed > 0, np.abs(out - exact) / allowed, np.abs(out - exact) * np.inf)
-        worst = max(worst, float(np.nan_to_num(r, nan=0.0).max()))
+        pairs = zip(names, out, exact) if names else [("out", out, exact)]
+        for name, got, want in pairs:
+            got = np.asarray(got, np.float64)
+            if got.shape != np.shape(want) or not np.all(np.isfinite(got)):
+                return float("inf")
+            allowed = judge.allowed_error(piece, case, want, name, exact)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.where(allowed > 0, np.abs(got - want) / allowed, np.abs(got - want) * np.inf)
+            worst = max(worst, float(np.nan_to_num(r, nan=0.0).max()))
     return worst
 
 
@@ -72,12 +99,17 @@ def main(seeds=20):
             compile_piece(src, ns)
         answers[name] = ns
     for piece in PIECES:
+        if piece == "init_running_stats":
+            continue  # compared exactly: nothing to calibrate
         cases = [c for s in range(seeds) for c in judge.make_cases(piece, seed=10_000 + s, count=40)]
         print(f"{piece}:")
         for name, ns in answers.items():
+            if piece not in (VARIANTS[name] if name in VARIANTS else ns):
+                continue  # (ns may hold other variants' pieces, copied in for a PARTS piece)
             fn = ns[piece]
-            if piece == "batchnorm_forward" and name != "torch float32 kernels":
-                fn.__globals__.update({k: v for k, v in ns.items() if callable(v)})
+            if piece in judge.PARTS and name != "torch float32 kernels":
+                base = dict(answers["in_place"]) | ns  # the pieces it calls, if the variant lacks them
+                fn.__globals__.update({k: v for k, v in base.items() if callable(v)})
             print(f"  correct  {name:24s} worst error/allowed = {worst_ratio(piece, fn, cases):9.3g}")
         for m in (m for m in MUTANTS if m.piece == piece):
             ns = compile_piece(m.source, dict(answers["in_place"]) | {"np": np})
