@@ -1,0 +1,82 @@
+"""Real data for the lessons, read from the repository, never downloaded.
+
+    from bncourse import data
+    x, y = data.load_digits("train")        # (1438, 64) float32 in [0, 1], (1438,) int64
+    x, y = data.load_digits("validation")   # (359, 64), (359,): the fixed held-out images
+
+The digits are scikit-learn's copy of the UCI handwritten digits (8x8 images, 10 classes),
+shipped as ``datasets/digits.npz`` with a fixed, class-stratified train/validation split; see
+``datasets/README.md`` for provenance and licence and ``datasets/make_digits.py`` for how the
+file is made. The file's sha256 is checked against ``DIGITS_SHA256`` before every load, so a
+missing or damaged file stops with a ``DatasetError`` that says which file and how to restore
+it, instead of feeding wrong numbers to a lesson. Only numpy is imported here.
+"""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+DIGITS_PATH = DATASETS / "digits.npz"
+DIGITS_SHA256 = "63d9e5133a9fd6fc49d80031bc40167e2e13939fb3f70d89261c0e97f4e76f81"
+SPLITS = ("train", "validation", "all")
+
+_RESTORE = ("It ships with the course repository: restore it with "
+            "`git checkout -- datasets/{name}` (or clone the repository again), or rebuild "
+            "it as datasets/README.md describes.")
+
+
+class DatasetError(Exception):
+    """A data file of the course is missing or is not the file the course shipped."""
+
+
+class DatasetMissingError(DatasetError, FileNotFoundError):
+    """The data file does not exist."""
+
+
+class DatasetCorruptError(DatasetError, ValueError):
+    """The data file exists but its sha256 is not the expected one."""
+
+
+def sha256(path):
+    """The hex sha256 of the file at path."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verify(path=None, expected=None):
+    """Check that the file at path (default ``DIGITS_PATH``) exists and has the sha256
+    ``expected`` (default ``DIGITS_SHA256``); return its Path. Raises DatasetMissingError or
+    DatasetCorruptError, whose message names the file and says how to restore it."""
+    path = Path(DIGITS_PATH if path is None else path)
+    expected = DIGITS_SHA256 if expected is None else expected
+    restore = _RESTORE.format(name=path.name)
+    if not path.is_file():
+        raise DatasetMissingError(f"data file {path} is missing. {restore}")
+    actual = sha256(path)
+    if actual != expected:
+        raise DatasetCorruptError(
+            f"data file {path} is corrupt or was changed: its sha256 is {actual}, "
+            f"expected {expected}. {restore}")
+    return path
+
+
+def load_digits(split="train"):
+    """The handwritten digits of one split, ready for a network.
+
+    split: "train" (1438 images), "validation" (359) or "all" (1797, in file order); the
+    split is fixed and stratified, so every class appears in both parts.
+
+    Returns (images, labels): images float32 (n, 64), the 8x8 pixels row by row, scaled
+    from 0..16 to [0, 1]; labels int64 (n,), digits 0..9.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    path = verify(DIGITS_PATH)
+    with np.load(path, allow_pickle=False) as archive:
+        images, labels = archive["images"], archive["labels"]
+        if split != "all":
+            index = archive[split].astype(np.intp)
+            images, labels = images[index], labels[index]
+    images = images.reshape(len(images), -1).astype(np.float32) / np.float32(16)
+    return images, labels.astype(np.int64)

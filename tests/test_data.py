@@ -1,0 +1,73 @@
+"""The shipped digits file and its loader: checksum, split, shapes, clear errors."""
+import shutil
+
+import numpy as np
+import pytest
+
+from bncourse import data
+
+
+def test_committed_file_matches_the_checksum():
+    assert data.sha256(data.DIGITS_PATH) == data.DIGITS_SHA256
+    assert data.verify(data.DIGITS_PATH) == data.DIGITS_PATH
+
+
+@pytest.mark.parametrize("split, n", [("train", 1438), ("validation", 359), ("all", 1797)])
+def test_loader_shapes_dtypes_and_range(split, n):
+    images, labels = data.load_digits(split)
+    assert images.shape == (n, 64) and images.dtype == np.float32
+    assert labels.shape == (n,) and labels.dtype == np.int64
+    assert images.min() == 0.0 and images.max() == 1.0
+    assert set(np.unique(labels)) == set(range(10))
+
+
+def test_train_and_validation_are_disjoint_and_cover_everything():
+    with np.load(data.DIGITS_PATH) as archive:
+        train, validation = archive["train"], archive["validation"]
+    assert np.intersect1d(train, validation).size == 0
+    assert np.array_equal(np.sort(np.concatenate([train, validation])), np.arange(1797))
+    # the splits are the "all" rows at those indices
+    x, y = data.load_digits("all")
+    xv, yv = data.load_digits("validation")
+    assert np.array_equal(x[validation], xv) and np.array_equal(y[validation], yv)
+    # stratified, about 80/20 in every class
+    share = np.bincount(yv, minlength=10) / np.bincount(y, minlength=10)
+    assert np.all(np.abs(share - 0.2) < 0.01)
+
+
+def test_unknown_split_is_refused():
+    with pytest.raises(ValueError, match="split"):
+        data.load_digits("test")
+
+
+def test_missing_file_names_the_file(tmp_path, monkeypatch):
+    missing = tmp_path / "digits.npz"
+    monkeypatch.setattr(data, "DIGITS_PATH", missing)
+    with pytest.raises(data.DatasetError) as error:
+        data.load_digits()
+    assert isinstance(error.value, FileNotFoundError)
+    assert str(missing) in str(error.value) and "missing" in str(error.value)
+    assert "git checkout" in str(error.value)
+
+
+def test_corrupt_file_names_the_file(tmp_path, monkeypatch):
+    copy = tmp_path / "digits.npz"
+    shutil.copyfile(data.DIGITS_PATH, copy)
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one bit of one byte
+    copy.write_bytes(bytes(raw))
+    monkeypatch.setattr(data, "DIGITS_PATH", copy)
+    with pytest.raises(data.DatasetError) as error:
+        data.load_digits("validation")
+    assert isinstance(error.value, ValueError)
+    message = str(error.value)
+    assert str(copy) in message and "corrupt" in message and data.DIGITS_SHA256 in message
+
+
+def test_no_torch_at_import():
+    import subprocess
+    import sys
+
+    code = "import sys, bncourse.data; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
