@@ -111,3 +111,39 @@ def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
         variances.append(state["running_var"])
         counts.append(state["num_batches_tracked"])
     return np.stack(ys), np.stack(means), np.stack(variances), np.array(counts)
+
+
+def layer_norm(x, gamma, beta, eps=1e-5):
+    """(N, D): each example normalised over its own features."""
+    x = _f64(x)
+    mean = x.mean(axis=1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+    return _f64(gamma) * (x - mean) / np.sqrt(var + eps) + _f64(beta)
+
+
+def group_norm(x, num_groups, gamma, beta, eps=1e-5):
+    """(N, C, ...): each example's group of C/G channels normalised over channels and positions."""
+    x = _f64(x)
+    n, c = x.shape[:2]
+    groups = x.reshape(n, num_groups, -1)
+    mean = groups.mean(axis=2, keepdims=True)
+    var = ((groups - mean) ** 2).mean(axis=2, keepdims=True)
+    x_hat = ((groups - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    return _f64(gamma).reshape(shape) * x_hat + _f64(beta).reshape(shape)
+
+
+def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
+    """What the folded layer outputs for x (see bncourse.judge.run_fold), from the formula
+    for its weight and bias."""
+    x, weight = _f64(x), _f64(weight)
+    scale = _f64(gamma) / np.sqrt(_f64(running_var) + eps)
+    b = _f64(bias) if np.size(bias) else np.zeros_like(scale)
+    new_bias = (b - _f64(running_mean)) * scale + _f64(beta)
+    new_weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+    if weight.ndim == 2:
+        return x @ new_weight.T + new_bias
+    import torch
+    out = torch.nn.functional.conv2d(torch.as_tensor(x), torch.as_tensor(new_weight),
+                                     padding=weight.shape[-1] // 2).numpy()
+    return out + new_bias.reshape(1, -1, 1, 1)

@@ -73,6 +73,11 @@ COVERS = {  # what the visible checks tried, as the learner reads it
                                "None; float32 and float64",
 }
 COVERS.update({p: COVERS[None] + "; random dout" for p in judge.BACKWARD})
+COVERS.update(
+    group_norm="4-D, 3-D and 2-D inputs; 1 to 4 groups, and one group per channel; float32 and float64; "
+               "offsets up to 1e4",
+    fold_batchnorm="Linear and Conv2d layers (kernel 1 and 3), with and without a bias; float32 and "
+                   "float64; several eps")
 
 
 def check_batch_mean(fn, raise_on_failure=False):
@@ -141,3 +146,19 @@ def check_batchnorm_layer_forward(fn, raise_on_failure=False, namespace=None):
     torch.nn.BatchNorm1d step by step. Pass namespace=globals() to judge it on its own (with
     torch's versions of the pieces it calls)."""
     return run_checks("batchnorm_layer_forward", fn, raise_on_failure, namespace=namespace)
+
+
+
+def check_layer_norm(fn, raise_on_failure=False):
+    """Lesson 07: each example normalised over its features, compared with torch.nn.LayerNorm."""
+    return run_checks("layer_norm", fn, raise_on_failure)
+
+
+def check_group_norm(fn, raise_on_failure=False):
+    """Lesson 07: groups of channels normalised per example, compared with torch.nn.GroupNorm."""
+    return run_checks("group_norm", fn, raise_on_failure)
+
+
+def check_fold_batchnorm(fn, raise_on_failure=False):
+    """Lesson 07: the folded layer's outputs against the layer followed by its BatchNorm."""
+    return run_checks("fold_batchnorm", fn, raise_on_failure)

@@ -235,7 +235,100 @@ def _case_for(piece, rng, x, label, i):
         return Case(f"num_features={d}" + _kw(kwargs), (d,), kwargs)
     if piece == "batchnorm_layer_forward":
         return _steps_case(rng, x, label, i)
+    if piece == "layer_norm":
+        gamma, beta = _params(rng, d, dtype)
+        kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
+        return Case(label + _kw(kwargs), (x, gamma, beta), kwargs)
+    if piece == "group_norm":
+        return _group_case(rng, x, label, i)
+    if piece == "fold_batchnorm":
+        return _fold_case(rng, x, i)
     raise KeyError(piece)
+
+
+def _group_case(rng, x, label, i):
+    """x (N, C, ...) with C channels in G groups; 4-D, 3-D and 2-D inputs."""
+    n, dtype = x.shape[0], x.dtype
+    c, g = [(2, 1), (4, 2), (6, 3), (8, 4), (6, 2), (12, 4), (4, 4)][i % 7]
+    spatial = [(3, 3), (5,), (), (2, 4)][i % 4]
+    positions = int(np.prod(spatial, dtype=int))
+    typical = float(np.median(np.abs(x)))
+    offset = 1e4 if typical > 3000 else 1e3 if typical > 100 else 0.0  # keep x's offset
+    cols = make_batch(rng, n, c * positions, dtype, offset, constant_cols=int(i % 5 == 0))
+    xs = cols.reshape((n, c) + spatial)
+    gamma, beta = _params(rng, c, dtype)
+    kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
+    label = (f"{np.dtype(dtype).name} x of shape {xs.shape}, {g} groups"
+             + (f", features offset by ~{offset:.0f}" if offset else "") + _kw(kwargs))
+    return Case(label, (xs, g, gamma, beta), kwargs)
+
+
+def _fold_case(rng, x, i):
+    """A Linear or Conv2d layer (bias or not), a BatchNorm's parameters and running statistics,
+    and a batch to compare the folded layer's outputs on."""
+    dtype = x.dtype
+    conv = i % 3 == 2
+    n = max(x.shape[0] % 9, 2)
+    c_in, c_out = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    if conv:
+        k = [1, 3][i % 2]
+        xs = rng.normal(0, 1, (n, c_in, 5, 4)).astype(dtype)
+        weight = rng.normal(0, 1 / np.sqrt(c_in * k * k), (c_out, c_in, k, k)).astype(dtype)
+    else:
+        xs = (rng.normal(0, 1, (n, c_in)) + rng.normal(0, 3, c_in)).astype(dtype)
+        weight = rng.normal(0, 1 / np.sqrt(c_in), (c_out, c_in)).astype(dtype)
+    bias = rng.normal(0, 1, c_out).astype(dtype) if i % 4 else np.zeros(0, dtype)  # (0,): no bias
+    gamma, beta = _params(rng, c_out, dtype)
+    running_mean = rng.normal(0, 2, c_out).astype(dtype)
+    running_var = (10.0 ** rng.uniform(-2, 1, c_out)).astype(dtype)
+    kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
+    kind = (f"Conv2d({c_in}, {c_out}, kernel {weight.shape[-1]}) + BatchNorm2d" if conv
+            else f"Linear({c_in}, {c_out}) + BatchNorm1d")
+    label = (f"{np.dtype(dtype).name} {kind}" + ("" if bias.size else ", no bias before BN")
+             + f", x of shape {xs.shape}" + _kw(kwargs))
+    return Case(label, (xs, weight, bias, gamma, beta, running_mean, running_var), kwargs)
+
+
+def torch_layers(weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
+    """The Linear (or Conv2d, for a 4-D weight) and the eval-mode BatchNorm these arrays describe;
+    an empty bias means a layer without one."""
+    import torch
+    t = torch.as_tensor
+    conv = weight.ndim == 4
+    c_out, c_in = weight.shape[:2]
+    dtype = t(weight).dtype
+    if conv:
+        layer = torch.nn.Conv2d(c_in, c_out, weight.shape[-1], padding=weight.shape[-1] // 2,
+                                bias=bias.size > 0, dtype=dtype)
+        bn = torch.nn.BatchNorm2d(c_out, eps=eps, dtype=dtype)
+    else:
+        layer = torch.nn.Linear(c_in, c_out, bias=bias.size > 0, dtype=dtype)
+        bn = torch.nn.BatchNorm1d(c_out, eps=eps, dtype=dtype)
+    with torch.no_grad():
+        layer.weight.copy_(t(weight))
+        if bias.size:
+            layer.bias.copy_(t(bias))
+        for name, value in (("weight", gamma), ("bias", beta), ("running_mean", running_mean),
+                            ("running_var", running_var)):
+            getattr(bn, name).copy_(t(value))
+    bn.eval()
+    return layer, bn
+
+
+def run_fold(fold):
+    """fold_batchnorm as a function of arrays: build the layer and its BatchNorm, fold them
+    with `fold`, and return what the folded layer outputs for x."""
+    def folded_outputs(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
+        import torch
+        layer, bn = torch_layers(weight, bias, gamma, beta, running_mean, running_var, eps)
+        folded = fold(layer, bn)
+        if not isinstance(folded, torch.nn.Module):
+            raise TypeError(f"fold_batchnorm must return a torch.nn.Linear or Conv2d; got "
+                            f"{type(folded).__name__}")
+        with torch.no_grad():
+            return folded(torch.as_tensor(x)).numpy()
+    folded_outputs.__name__ = getattr(fold, "__name__", "fold_batchnorm")
+    return folded_outputs
 
 
 def _kw(kwargs):
@@ -307,9 +400,11 @@ def run_steps(layer_forward):
 
 
 def pure(piece, fn):
-    """What is recorded and judged for a piece: fn itself, or for a stateful piece, fn run
-    over a whole sequence of steps."""
-    return run_steps(fn) if piece == "batchnorm_layer_forward" else fn
+    """What is recorded and judged for a piece: fn itself, or a function of arrays built
+    around it: a stateful piece run over a whole sequence of steps, fold_batchnorm's result
+    applied to a batch."""
+    wrap = {"batchnorm_layer_forward": run_steps, "fold_batchnorm": run_fold}.get(piece)
+    return wrap(fn) if wrap else fn
 
 
 # ---------------------------------------------------------------- tolerances
@@ -374,6 +469,17 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
             + np.abs(beta)
     elif piece == "init_running_stats":
         return 0.0
+    elif piece == "layer_norm":
+        x, gamma, beta = a
+        roundoff = _norm_roundoff(x, gamma, beta, _eps_of(case))
+    elif piece == "group_norm":
+        x, groups, gamma, beta = a
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        n = x.shape[0]
+        per_group = _norm_roundoff(x.reshape(n, int(groups), -1), 1.0, 0.0, _eps_of(case, 4))
+        roundoff = np.abs(gamma.reshape(shape)) * per_group.reshape(x.shape) + np.abs(beta.reshape(shape))
+    elif piece == "fold_batchnorm":
+        roundoff = _fold_roundoff(case)
     elif piece == "batchnorm_layer_forward":
         return _steps_allowed(case, exact, what, unit, exact_all)
     else:
@@ -382,6 +488,29 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
 
 
 NUMERICAL_GRADIENT_RTOL = 1e-6  # see benchmarks/calibrate_tolerances.py
+
+
+def _norm_roundoff(x, gamma, beta, eps):
+    """Normalising over the last axis of x (gamma, beta broadcast over it): the error a correct
+    float answer carries scales with the group's largest |x| over its standard deviation."""
+    biggest = np.abs(x).max(axis=-1, keepdims=True)
+    std = np.sqrt(x.var(axis=-1, keepdims=True) + eps)
+    x_hat_err = np.broadcast_to(biggest * (1 + UNIT[np.dtype(np.float32)] * biggest / std) / std, x.shape)
+    return np.abs(gamma) * x_hat_err + np.abs(beta)
+
+
+def _fold_roundoff(case):
+    """The folded layer sums |x| * |weight| terms, each scaled by |gamma| / std."""
+    import torch
+    x, weight, bias, gamma, beta, mean, var = (torch.as_tensor(_f64(a)) for a in case.args)
+    scale = (gamma / torch.sqrt(var + case.kwargs.get("eps", 1e-5))).abs()
+    if weight.dim() == 4:
+        sums = torch.nn.functional.conv2d(x.abs(), weight.abs(), padding=weight.shape[-1] // 2)
+        shape = (1, -1, 1, 1)
+    else:
+        sums, shape = x.abs() @ weight.abs().T, (1, -1)
+    b = bias.abs() if bias.numel() else torch.zeros_like(mean)
+    return ((sums + (b + mean.abs()).reshape(shape)) * scale.reshape(shape) + beta.abs().reshape(shape)).numpy()
 
 
 def _backward_roundoff(case, what):

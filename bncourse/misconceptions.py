@@ -402,6 +402,109 @@ CATALOGUE.update({
 })
 
 
+# ---------------------------------------------------------------- lesson 07
+
+X4 = np.random.default_rng(8).normal(0, 1, (4, 6, 2, 3)) * np.arange(1, 7)[None, :, None, None] \
+    + np.array([0.0, 5.0, -3.0, 1.0, 8.0, -2.0])[None, :, None, None]
+GAMMA6, BETA6 = np.linspace(0.5, 2.0, 6), np.linspace(-1.0, 1.0, 6)
+
+
+def _normalised(x, axes, ddof=0, eps=1e-5, eps_outside=False):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True, ddof=ddof)
+    return (x - mean) / ((np.sqrt(var) + eps) if eps_outside else np.sqrt(var + eps))
+
+
+def _grouped(x, g, grouping="contiguous", **kwargs):
+    n, c = x.shape[:2]
+    if grouping == "strided":  # channel j in group j % g
+        v = x.reshape(n, c // g, g, -1).transpose(0, 2, 1, 3).reshape(n, g, -1)
+        out = _normalised(v, 2, **kwargs).reshape(n, g, c // g, -1).transpose(0, 2, 1, 3)
+        return out.reshape(x.shape)
+    return _normalised(x.reshape(n, g, -1), 2, **kwargs).reshape(x.shape)
+
+
+def _affine(y, gamma, beta):
+    shape = (1, -1) + (1,) * (y.ndim - 2)
+    return gamma.reshape(shape) * y + beta.reshape(shape)
+
+
+LIN_W = np.random.default_rng(9).normal(0, 0.7, (4, 4))
+LIN_B = np.array([0.5, -1.0, 2.0, 0.0])
+X_LIN = np.random.default_rng(10).normal(1.0, 2.0, (5, 4))
+BN_STATS = (GAMMA, BETA, MEAN + 1.0, VAR + 0.5)
+
+
+def _folded(x, w, b, gamma, beta, mean, var, eps=1e-5, mean_term=True, eps_term=True, layer_bias=True,
+            beta_term=True, input_axis=False):
+    scale = gamma / np.sqrt(var + (eps if eps_term else 0.0))
+    b = b if (layer_bias and b.size) else np.zeros_like(mean)
+    new_w = w * (scale[None, :] if input_axis else scale[:, None])
+    new_b = (b - (mean if mean_term else 0.0)) * scale + (beta if beta_term else 0.0)
+    return x @ new_w.T + new_b
+
+
+def _fold_like(**mistake):
+    return like(lambda *a, **k: _folded(*a, **k, **mistake), X_LIN, LIN_W, LIN_B, *BN_STATS, eps=EPS)
+
+
+CATALOGUE.update({
+    "layer_norm": [
+        Misconception("batch_axis", "you normalised each feature over the batch (axis 0): that is "
+                      "BatchNorm. LayerNorm normalises each example over its own features: axis 1, "
+                      "one mean and one variance per row",
+                      like(lambda x, g, b, eps=1e-5: g * _normalised(x, 0, eps=eps) + b, X, GAMMA, BETA, eps=EPS)),
+        Misconception("no_keepdims", "you subtracted the per-example means without keeping their axis: "
+                      "a (N,) vector broadcasts along the last axis, so example j's mean was subtracted "
+                      "from feature j. Use keepdims=True (or [:, None])",
+                      like(lambda x, g, b, eps=1e-5: g * (x - x.mean(1)) / np.sqrt(
+                          ((x - x.mean(1)) ** 2).mean(1) + eps) + b, X_SQUARE, GAMMA, BETA, eps=EPS)),
+        Misconception("unbiased", "you divided by D-1: LayerNorm, like BatchNorm, normalises with the "
+                      "biased variance (divide by the number of values averaged)",
+                      like(lambda x, g, b, eps=1e-5: g * _normalised(x, 1, ddof=1, eps=eps) + b,
+                           X, GAMMA, BETA, eps=EPS)),
+        Misconception("eps_outside_sqrt", "you added eps outside the square root; use sqrt(var + eps)",
+                      like(lambda x, g, b, eps=1e-5: g * _normalised(x, 1, eps=eps, eps_outside=True) + b,
+                           X, GAMMA, BETA, eps=EPS)),
+    ],
+    "group_norm": [
+        Misconception("strided_groups", "your groups take every G-th channel (channel j in group j % G); "
+                      "GroupNorm's groups are runs of C/G neighbouring channels: reshape to "
+                      "(N, G, C/G * positions), channels first",
+                      like(lambda x, g, ga, b, eps=1e-5: _affine(_grouped(x, g, "strided", eps=eps), ga, b),
+                           X4, 3, GAMMA6, BETA6, eps=EPS)),
+        Misconception("per_channel", "you normalised every channel on its own (that is InstanceNorm, "
+                      "G = C); a group holds C/G channels normalised together",
+                      like(lambda x, g, ga, b, eps=1e-5: _affine(_grouped(x, x.shape[1], eps=eps), ga, b),
+                           X4, 3, GAMMA6, BETA6, eps=EPS)),
+        Misconception("whole_example", "you normalised each example as a whole (that is LayerNorm over "
+                      "C, H, W, G = 1); split the channels into num_groups groups first",
+                      like(lambda x, g, ga, b, eps=1e-5: _affine(_grouped(x, 1, eps=eps), ga, b),
+                           X4, 3, GAMMA6, BETA6, eps=EPS)),
+        Misconception("batch_statistics", "you took each channel's statistics over the batch (that is "
+                      "BatchNorm2d); GroupNorm never mixes examples: its statistics are per example",
+                      like(lambda x, g, ga, b, eps=1e-5: _affine(_normalised(x, (0, 2, 3), eps=eps), ga, b),
+                           X4, 3, GAMMA6, BETA6, eps=EPS)),
+        Misconception("unbiased", "you divided by the group's size minus 1: GroupNorm uses the biased "
+                      "variance", like(lambda x, g, ga, b, eps=1e-5: _affine(_grouped(x, g, ddof=1, eps=eps),
+                                                                            ga, b), X4, 3, GAMMA6, BETA6, eps=EPS)),
+    ],
+    "fold_batchnorm": [
+        Misconception("no_running_mean", "your folded bias leaves out the running mean: BatchNorm "
+                      "subtracts it, so new bias = (bias - running_mean) * scale + beta",
+                      _fold_like(mean_term=False)),
+        Misconception("no_eps", "your scale is gamma / sqrt(running_var): BatchNorm divides by "
+                      "sqrt(running_var + eps)", _fold_like(eps_term=False)),
+        Misconception("ignores_layer_bias", "your folded bias ignores the layer's own bias: it passes "
+                      "through the BatchNorm too, (bias - running_mean) * scale + beta",
+                      _fold_like(layer_bias=False)),
+        Misconception("no_beta", "your folded bias forgets BatchNorm's beta (bn.bias)", _fold_like(beta_term=False)),
+        Misconception("input_axis", "you scaled the weight's input axis (dim 1); BatchNorm scales each "
+                      "OUTPUT channel, i.e. each row of the weight (dim 0)", _fold_like(input_axis=True)),
+    ],
+})
+
+
 def diagnose(piece, fn):
     """The known mistakes that fn reproduces, most specific first."""
     return [m for m in CATALOGUE.get(piece, []) if m.probe(fn)]

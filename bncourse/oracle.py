@@ -165,14 +165,35 @@ def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
     return np.stack(ys), np.stack(means), np.stack(variances), np.array(counts)
 
 
+@_uses_torch_kernels
+def layer_norm(x, gamma, beta, eps=1e-5):
+    return F.layer_norm(_t(x), (x.shape[1],), _t(gamma), _t(beta), eps=eps).numpy()
+
+
+@_uses_torch_kernels
+def group_norm(x, num_groups, gamma, beta, eps=1e-5):
+    return F.group_norm(_t(x), num_groups, _t(gamma), _t(beta), eps=eps).numpy()
+
+
+@_uses_torch_kernels
+def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
+    """The layer followed by its BatchNorm in eval mode, unfolded, as torch computes it."""
+    layer, bn = judge.torch_layers(*(np.asarray(a, np.float64) for a in
+                                     (weight, bias, gamma, beta, running_mean, running_var)), eps=eps)
+    with torch.no_grad():
+        return bn(layer(_t(x))).numpy()
+
+
 PIECES = {f.__name__: f for f in (
     batch_mean, batch_variance, normalise, scale_and_shift, batchnorm_forward,
     batchnorm_backward_staged, batchnorm_backward, numerical_gradient,
     update_running_stats, batchnorm_inference, update_running_stats_torch, init_running_stats,
-    batchnorm_layer_forward)}
+    batchnorm_layer_forward, layer_norm, group_norm, fold_batchnorm)}
 # What each piece's answers are compared with, as the messages say it.
 NAMES = {piece: "torch.autograd" if piece in judge.BACKWARD + ("numerical_gradient",)
          else "torch.nn.BatchNorm1d" for piece in PIECES}
+NAMES.update(layer_norm="torch.nn.LayerNorm", group_norm="torch.nn.GroupNorm",
+             fold_batchnorm="torch's layer followed by its BatchNorm in eval mode")
 
 
 def expected(piece):

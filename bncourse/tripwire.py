@@ -23,7 +23,7 @@ NORMALISATION_OPS = (
 # purpose ban nothing.
 BANNED = {lesson: NORMALISATION_OPS for lesson in (
     "01_batch_statistics", "02_normalise_and_scale", "03_backward", "04_running_statistics",
-    "05_batchnorm_module")}
+    "05_batchnorm_module", "07_placement_and_alternatives")}
 GRADING_ENV = "BNCOURSE_GRADING"  # set to the lesson id inside the grading sandbox
 
 

@@ -21,6 +21,9 @@ LESSON_OF = {
     "update_running_stats_torch": "04_running_statistics",
     "init_running_stats": "04_running_statistics",
     "batchnorm_layer_forward": "04_running_statistics",
+    "layer_norm": "07_placement_and_alternatives",
+    "group_norm": "07_placement_and_alternatives",
+    "fold_batchnorm": "07_placement_and_alternatives",
 }
 
 
@@ -226,6 +229,9 @@ SIGNATURES = {
                                   "batches_seen=0)",
     "init_running_stats": "init_running_stats(num_features, dtype=np.float64)",
     "batchnorm_layer_forward": "batchnorm_layer_forward(x, gamma, beta, state, training, momentum=0.1, eps=1e-5)",
+    "layer_norm": "layer_norm(x, gamma, beta, eps=1e-5)",
+    "group_norm": "group_norm(x, num_groups, gamma, beta, eps=1e-5)",
+    "fold_batchnorm": "fold_batchnorm(layer, bn)",
 }
 
 
@@ -437,6 +443,112 @@ return scale_and_shift(normalise(x, batch_mean(x), batch_variance(x), eps), gamm
         "batchnorm_backward": _def("batchnorm_backward", STAGED),
     },
 }
+LAYER_NORM = """
+mean = x.mean(axis=1, keepdims=True)
+var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+return gamma * (x - mean) / np.sqrt(var + eps) + beta"""
+
+GROUP_NORM = """
+n, c = x.shape[:2]
+groups = x.reshape(n, num_groups, -1)
+mean = groups.mean(axis=2, keepdims=True)
+var = ((groups - mean) ** 2).mean(axis=2, keepdims=True)
+x_hat = ((groups - mean) / np.sqrt(var + eps)).reshape(x.shape)
+shape = (1, c) + (1,) * (x.ndim - 2)
+return gamma.reshape(shape) * x_hat + beta.reshape(shape)"""
+
+FOLD = """
+import copy
+import torch
+with torch.no_grad():
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    folded = copy.deepcopy(layer)
+    folded.weight.copy_(layer.weight * scale.reshape(-1, *([1] * (layer.weight.dim() - 1))))
+    folded.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+return folded"""
+
+MUTANTS += [
+    Mutant("layer_norm_over_batch", "layer_norm", _def("layer_norm", LAYER_NORM.replace("axis=1", "axis=0")),
+           "batch_axis"),
+    Mutant("layer_norm_no_keepdims", "layer_norm", _def("layer_norm", LAYER_NORM.replace(", keepdims=True", "")),
+           "no_keepdims"),
+    Mutant("layer_norm_unbiased", "layer_norm", _def("layer_norm", _edit(
+        LAYER_NORM, "((x - mean) ** 2).mean(axis=1, keepdims=True)",
+        "((x - mean) ** 2).sum(axis=1, keepdims=True) / (x.shape[1] - 1)")), "unbiased"),
+    Mutant("group_norm_strided", "group_norm", _def("group_norm", _edit(
+        _edit(GROUP_NORM, "groups = x.reshape(n, num_groups, -1)",
+              "groups = x.reshape(n, c // num_groups, num_groups, -1).swapaxes(1, 2).reshape(n, num_groups, -1)"),
+        "x_hat = ((groups - mean) / np.sqrt(var + eps)).reshape(x.shape)",
+        "x_hat = ((groups - mean) / np.sqrt(var + eps)).reshape(n, num_groups, c // num_groups, -1)"
+        ".swapaxes(1, 2).reshape(x.shape)")), "strided_groups"),
+    Mutant("group_norm_per_channel", "group_norm", _def("group_norm", _edit(
+        GROUP_NORM, "groups = x.reshape(n, num_groups, -1)", "groups = x.reshape(n, c, -1)")), "per_channel"),
+    Mutant("group_norm_over_batch", "group_norm", _def("group_norm", """
+axes = (0,) + tuple(range(2, x.ndim))
+mean = x.mean(axis=axes, keepdims=True)
+var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+return gamma.reshape(shape) * (x - mean) / np.sqrt(var + eps) + beta.reshape(shape)"""), "batch_statistics"),
+    Mutant("fold_without_running_mean", "fold_batchnorm", _def("fold_batchnorm", _edit(
+        FOLD, "(bias - bn.running_mean) * scale", "bias * scale")), "no_running_mean"),
+    Mutant("fold_without_eps", "fold_batchnorm", _def("fold_batchnorm", _edit(
+        FOLD, "torch.sqrt(bn.running_var + bn.eps)", "torch.sqrt(bn.running_var)")), "no_eps"),
+    Mutant("fold_ignores_layer_bias", "fold_batchnorm", _def("fold_batchnorm", _edit(
+        FOLD, "bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)",
+        "bias = torch.zeros_like(bn.running_mean)")), "ignores_layer_bias"),
+    Mutant("fold_scales_input_axis", "fold_batchnorm", _def("fold_batchnorm", _edit(
+        FOLD, "layer.weight * scale.reshape(-1, *([1] * (layer.weight.dim() - 1)))",
+        "layer.weight * scale.reshape(1, -1, *([1] * (layer.weight.dim() - 2)))")), "input_axis"),
+]
+
+_LESSONS_34["einsum"].update({
+    "layer_norm": _def("layer_norm", """
+d = x.shape[1]
+mean = np.einsum("nd->n", x)[:, None] / d
+xc = x - mean
+var = np.einsum("nd,nd->n", xc, xc)[:, None] / d
+return np.einsum("nd,d->nd", xc / np.sqrt(var + eps), gamma) + beta"""),
+})
+_LESSONS_34["float64_throughout"].update({
+    "layer_norm": _def("layer_norm", "x = np.asarray(x, dtype=np.float64)\n" + LAYER_NORM),
+    "group_norm": _def("group_norm", "x = np.asarray(x, dtype=np.float64)\n" + GROUP_NORM),
+    "fold_batchnorm": _def("fold_batchnorm", """
+import torch
+w = layer.weight.detach().double()
+b = layer.bias.detach().double() if layer.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+new_w = (w * scale.reshape([-1] + [1] * (w.dim() - 1))).to(layer.weight.dtype)
+new_b = ((b - bn.running_mean.double()) * scale + bn.bias.double()).to(layer.weight.dtype)
+if isinstance(layer, torch.nn.Conv2d):
+    folded = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                             layer.padding, dtype=layer.weight.dtype)
+else:
+    folded = torch.nn.Linear(layer.in_features, layer.out_features, dtype=layer.weight.dtype)
+with torch.no_grad():
+    folded.weight.copy_(new_w)
+    folded.bias.copy_(new_b)
+return folded"""),
+})
+_LESSONS_34["in_place"].update({
+    "layer_norm": _def("layer_norm", """
+y = x - x.mean(axis=1, keepdims=True)
+y /= np.sqrt((y ** 2).mean(axis=1, keepdims=True) + eps)
+y *= gamma
+y += beta
+return y"""),
+    "group_norm": _def("group_norm", """
+n, c = x.shape[:2]
+y = x.reshape(n, num_groups, -1).copy()
+y -= y.mean(axis=2, keepdims=True)
+y /= np.sqrt((y ** 2).mean(axis=2, keepdims=True) + eps)
+y = y.reshape(x.shape)
+shape = (1, c) + (1,) * (x.ndim - 2)
+y *= gamma.reshape(shape)
+y += beta.reshape(shape)
+return y"""),
+    "fold_batchnorm": _def("fold_batchnorm", FOLD),
+})
 VARIANTS["swapped_backward"] = {}
 for _name, _sources in _LESSONS_34.items():
     VARIANTS[_name].update(_sources)
