@@ -20,7 +20,7 @@ import nbformat
 from autograder.reports import load_report
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
-from autograder.submissions import lessons as all_lessons
+from autograder.submissions import grade_id, is_test_cell, lessons as all_lessons
 
 CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests"]
 
@@ -104,29 +104,22 @@ def _stage(inbox_student, student, lesson, work):
     return True, note
 
 
-def _failed_tests(work, student, lesson):
-    """'test_id: message' for every test cell that failed or is missing, read from the
-    autograded notebook."""
+def _failed_tests(work, student, lesson, deleted=()):
+    """'test_id: message' for every test cell that failed, read from the autograded notebook,
+    and for every one deleted from it (as the grader's report lists them)."""
     path = work / "autograded" / student / lesson / f"{lesson}.ipynb"
     if not path.exists():
         return []
-    failed, present = [], set()
+    failed = []
     for cell in nbformat.read(path, as_version=4).cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("grade"):
+        if not is_test_cell(cell):
             continue
-        present.add(meta["grade_id"])
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 message = f"{out.ename}: {out.evalue}".strip().splitlines()[0]
-                failed.append(f"{meta['grade_id']}: {message[:600]}")
+                failed.append(f"{grade_id(cell)}: {message[:600]}")
                 break
-    released = nbformat.read(work / "release" / lesson / f"{lesson}.ipynb", as_version=4).cells
-    for cell in released:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution") and meta["grade_id"] not in present:
-            failed.append(f"{meta['grade_id']}: this test cell was deleted from the notebook; it scores 0")
-    return failed
+    return failed + [f"{test}: this test cell was deleted from the notebook; it scores 0" for test in deleted]
 
 
 def _scores(db_url, rows):
@@ -188,7 +181,7 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
         row.sandbox, row.flags = report.get("sandbox", ""), report.get("flags", [])
         if report.get("stopped"):
             row.status += f"; stopped early: {report['stopped']}"
-        row.failed_tests = _failed_tests(work, row.student, row.lesson)
+        row.failed_tests = _failed_tests(work, row.student, row.lesson, report.get("deleted_tests", ()))
     write_csv(rows, work / "grades.csv")
     return rows
 
@@ -264,27 +257,26 @@ def _autograde_all(settings, todo, progress, workers):
 
     bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
     left = list(todo)
+
+    def finished(row, problem):
+        if problem:
+            row.status = problem
+        left.remove(row)
+        bar.update()
+
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_start_worker, initargs=(settings,)) as pool:
             futures = {pool.submit(_grade_one, row.lesson, row.student): row for row in todo}
             for future in as_completed(futures):
-                row = futures[future]
                 try:
-                    problem = future.result()
+                    finished(futures[future], future.result())
                 except BrokenProcessPool:
                     continue  # a worker died: its rows are graded below, one at a time
-                if problem:
-                    row.status = problem
-                left.remove(row)
-                bar.update()
     if left:
         _start_worker(settings)
-        for row in left:
-            problem = _grade_one(row.lesson, row.student)
-            if problem:
-                row.status = problem
-            bar.update()
+        for row in list(left):
+            finished(row, _grade_one(row.lesson, row.student))
     bar.close()
 
 

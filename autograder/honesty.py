@@ -16,6 +16,7 @@ Comments and docstrings are not read: explaining BatchNorm in words is fine.
 import ast
 import re
 
+from autograder.submissions import is_test_cell
 from bncourse.tripwire import BANNED
 
 TORCH_NORMALISATION = re.compile(
@@ -118,8 +119,8 @@ def read_notebook(cells, lesson, release_sources=(), answer_cells=None):
         if cell.get("cell_type") != "code" or cell.get("source", "") in released:
             continue
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            continue  # a test cell: nbgrader restores it from the source before grading
+        if is_test_cell(cell):
+            continue  # nbgrader restores test cells from the source before grading
         source = cell.get("source", "")
         bad, odd = read_cell(source, torch_banned)
         odd += [f"a shell command or magic ({line.strip()[:30]})" for line in source.splitlines()

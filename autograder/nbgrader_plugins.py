@@ -16,6 +16,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
+from autograder.submissions import tested_piece
 from bncourse import answers
 
 
@@ -83,7 +84,7 @@ class SandboxedExecute(Execute):
         forbidden, flags = honesty.read_notebook(nb.cells, lesson, self._released(lesson),
                                                  {p: p for p in pieces})
         for cell in nb.cells:
-            piece = _tested_piece(cell)
+            piece = tested_piece(cell)
             if piece not in cases:
                 continue
             if piece in forbidden:
@@ -102,13 +103,14 @@ class SandboxedExecute(Execute):
             cell.outputs = ([nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
                             if passed else [_error("CheckFailed", message)])
         present = set(_tested_pieces(nb))
-        deleted = [c for c in self._released_cells(lesson) if _tested_piece(c) not in present | {None}]
-        for cell in deleted:  # said where the learner reads it: nbgrader has already scored it 0
+        deleted = [c.metadata.nbgrader.grade_id for c in self._released_cells(lesson)
+                   if tested_piece(c) not in present | {None}]
+        for grade_id in deleted:  # said where the learner reads it: nbgrader has already scored it 0
             nb.cells.append(nbformat.v4.new_markdown_cell(
-                f"**Grader:** the test cell `{cell.metadata.nbgrader.grade_id}` was deleted from this "
-                f"notebook, so `{_tested_piece(cell)}` scores 0."))
+                f"**Grader:** the test cell `{grade_id}` was deleted from this notebook, so "
+                f"`{grade_id[len('test_'):]}` scores 0."))
         save_report(workspace, student, lesson, sandbox=run.sandbox, flags=flags,
-                    stopped=run.stopped)
+                    stopped=run.stopped, deleted_tests=deleted)
         return nb, resources
 
     def _released_cells(self, lesson):
@@ -121,17 +123,8 @@ class SandboxedExecute(Execute):
         return [c.source for c in self._released_cells(lesson) if c.cell_type == "code"]
 
 
-def _tested_piece(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    grade_id = meta.get("grade_id", "")
-    if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution") \
-            and grade_id.startswith("test_"):
-        return grade_id[len("test_"):]
-    return None
-
-
 def _tested_pieces(nb):
-    return [p for p in map(_tested_piece, nb.cells) if p]
+    return [p for p in map(tested_piece, nb.cells) if p]
 
 
 def _take_outputs(nb, executed):

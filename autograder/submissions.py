@@ -27,6 +27,20 @@ def is_solution(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
 
 
+def is_test_cell(cell):
+    """An nbgrader test cell (graded, not an answer): autograde restores it from the source."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def tested_piece(cell):
+    """The piece a test cell tests (grade_id test_<piece>), or None for any other cell."""
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or ""
+    if is_test_cell(cell) and grade_id.startswith("test_"):
+        return grade_id[len("test_"):]
+    return None
+
+
 def solution_sources(lesson, source=SOURCE):
     """{grade_id: code} of a lesson's solution cells, with the solution markers removed."""
     nb = nbformat.read(notebook_path(lesson, source), as_version=4)
