@@ -31,6 +31,32 @@ SUSPICIOUS_NAMES = {"importlib", "gc", "ctypes", "inspect", "subprocess", "signa
                     "modules", "library", "ops", "_C", "kill", "system", "fork", "environ"}
 
 
+# The course's own modules compute answers with torch's kernels (stepping over the tripwire,
+# as the course's code may): an answer must not lean on them. checks and plots give no answers.
+COURSE_HELPERS = {"oracle", "timing", "training", "experiments", "judge", "misconceptions",
+                  "answers", "tripwire"}
+BARE_HELPER_NAMES = COURSE_HELPERS - {"training"}  # `training` is also a lesson 04 parameter
+
+
+def course_helpers(tree):
+    """Reasons an answer leans on the course's own helper modules (empty if it does not)."""
+    reasons = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            module = getattr(node, "module", None) or ""
+            names = [f"{module}.{a.name}" if module else a.name for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "bncourse" and set(parts[1:]) & COURSE_HELPERS:
+                    reasons.append(f"imports the course's own {name}")
+        elif isinstance(node, ast.Attribute) and (node.attr in COURSE_HELPERS - {"training"}
+                                                  or _root_name(node) in COURSE_HELPERS):
+            reasons.append(f"uses the course's own helpers ({ast.unparse(node)[:40]})")
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in BARE_HELPER_NAMES:
+            reasons.append(f"uses the course's own {node.id} module")
+    return _unique(reasons)
+
+
 def _docstrings(tree):
     found = set()
     for node in ast.walk(tree):
@@ -126,6 +152,11 @@ def read_notebook(cells, lesson, release_sources=(), answer_cells=None):
         odd += [f"a shell command or magic ({line.strip()[:30]})" for line in source.splitlines()
                 if line.lstrip().startswith("!") or line.lstrip().startswith("%%")]
         piece = answer_cells.get(meta.get("grade_id")) if meta.get("solution") else None
+        if piece:
+            try:
+                bad = _unique(bad + course_helpers(ast.parse(_without_magics(source))))
+            except SyntaxError:
+                pass
         if piece and bad:
             forbidden.setdefault(piece, []).extend(bad)
         elif bad:

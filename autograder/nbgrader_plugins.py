@@ -92,7 +92,8 @@ class SandboxedExecute(Execute):
                                        + "; ".join(forbidden[piece]) + ". Answers must compute BatchNorm "
                                        "with their own code (numpy or torch primitives such as mean, "
                                        "sum, sqrt); they may not use torch's normalisation layers, "
-                                       "the hidden reference or the solutions.")]
+                                       "the course's own helpers, the hidden reference or the "
+                                       "solutions.")]
                 continue
             missing = run.problems.get(piece) or (
                 "the notebook stopped before this test ran: " + run.stopped if run.stopped

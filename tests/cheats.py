@@ -93,6 +93,9 @@ CHEATS = [
                          "ref = importlib.import_module('auto' + 'grader.refer' + 'ence')\n"
                          "def batch_mean(x):\n    return ref.batch_mean(x).astype(x.dtype)\n"},
           {"batch_mean": 0, "batch_variance": "full"}, says="batch_mean", flag="importlib"),
+    Cheat("course_helpers",  # bncourse's oracle computes with torch, past the tripwire
+          {"batch_mean": "from bncourse import oracle\ndef batch_mean(x):\n    return oracle.batch_mean(x)\n"},
+          {"batch_mean": 0, "batch_variance": "full"}, says="imports the course's own bncourse.oracle"),
     Cheat("reads_the_solutions",
           {"batch_mean": "import json\n"
                          "path = '{repo}/solu' + 'tions/01_batch_statistics/01_batch_statistics.ipynb'\n"
