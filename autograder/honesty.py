@@ -73,14 +73,15 @@ def _root_name(node):
     return node.id if isinstance(node, ast.Name) else None
 
 
-def read_cell(source, torch_banned=True):
-    """(forbidden reasons, flags) for one cell's code."""
+def read_cell(source, torch_banned=True, answer=False):
+    """(forbidden reasons, flags) for one cell's code; an answer cell may not use the course's
+    own helpers either."""
     try:
         tree = ast.parse(_without_magics(source))
     except SyntaxError:
         return [], []
     docstrings = _docstrings(tree)
-    forbidden, flags = [], []
+    forbidden, flags = (course_helpers(tree) if answer else []), []
     imported_modules = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -148,15 +149,10 @@ def read_notebook(cells, lesson, release_sources=(), answer_cells=None):
         if is_test_cell(cell):
             continue  # nbgrader restores test cells from the source before grading
         source = cell.get("source", "")
-        bad, odd = read_cell(source, torch_banned)
+        piece = answer_cells.get(meta.get("grade_id")) if meta.get("solution") else None
+        bad, odd = read_cell(source, torch_banned, answer=bool(piece))
         odd += [f"a shell command or magic ({line.strip()[:30]})" for line in source.splitlines()
                 if line.lstrip().startswith("!") or line.lstrip().startswith("%%")]
-        piece = answer_cells.get(meta.get("grade_id")) if meta.get("solution") else None
-        if piece:
-            try:
-                bad = _unique(bad + course_helpers(ast.parse(_without_magics(source))))
-            except SyntaxError:
-                pass
         if piece and bad:
             forbidden.setdefault(piece, []).extend(bad)
         elif bad:

@@ -9,6 +9,7 @@
     python benchmarks/bench_lessons.py [--runs 3] [--skip-demo]
 """
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -91,8 +92,7 @@ def backward_speed(processes=5):
     import json
     import subprocess
     runs = [json.loads(subprocess.run([sys.executable, "-c", BACKWARD_SPEED], capture_output=True, text=True,
-                                      check=True, cwd=REPO, env={**__import__("os").environ,
-                                                                  "OMP_NUM_THREADS": "1"}).stdout)
+                                      check=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout)
             for _ in range(processes)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     ratios = sorted(r["staged"] / r["compact"] for r in runs)

@@ -25,7 +25,6 @@ graded they are switched off for the learner's code, not for these demos. A lear
 passed in (``layer_norm``, ``group_norm``, ``fold_fn``) is always called outside that block.
 Figures are built as in ``bncourse.plots``: make the call the last line of a cell.
 """
-import contextlib
 import copy
 import functools
 import math
@@ -39,25 +38,12 @@ from tqdm.auto import tqdm
 
 from bncourse import data, tripwire
 from bncourse.plots import BLUE, COLOURS, GREEN, GREY, ORANGE, _figure
-from bncourse.timing import best_time
+from bncourse.timing import best_time, one_thread
 
 RED, PURPLE = COLOURS[3], COLOURS[4]
 
 
 # ---------------------------------------------------------------- shared pieces
-
-@contextlib.contextmanager
-def one_thread():
-    """Run torch on a single thread inside the block (faster for these tiny models, and the
-    same arithmetic however many cores the machine has); the previous setting is restored
-    afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
 
 def on_one_thread(fn):
     """Decorator: the whole function runs inside one_thread()."""

@@ -337,9 +337,8 @@ def _kw(kwargs):
 
 def forward_cache(x, gamma, beta, eps):
     """The cache of a training-mode forward pass, exact in float64, stored in x's dtype."""
-    x64 = _f64(x)
-    mean, var = x64.mean(axis=0), x64.var(axis=0)
-    x_hat = (x64 - mean) / np.sqrt(var + eps)
+    mean, var = _exact_mean(x), _exact_variance(x)
+    x_hat = _exact_normalise(x, mean, var, eps)
     dtype = x.dtype
     return {"x": x, "mean": mean.astype(dtype), "var": var.astype(dtype), "eps": eps,
             "x_hat": x_hat.astype(dtype), "gamma": gamma, "beta": beta}
@@ -437,12 +436,7 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
         roundoff = np.abs(gamma * x_hat) + np.abs(beta)
     elif piece == "batchnorm_forward":
         x, gamma, beta = a
-        var = x.var(axis=0)
-        eps = _eps_of(case)
-        # the batch mean's rounding error (~unit*max|x|) shifts every x_hat by ~that / std,
-        # and var's (squared term) changes its scale
-        x_hat_err = np.abs(x).max(axis=0) * (1 + unit * np.abs(x).max(axis=0) / np.sqrt(var + eps))
-        roundoff = x_hat_err / np.sqrt(var + eps)
+        roundoff = _x_hat_error(np.abs(x).max(axis=0), x.var(axis=0), _eps_of(case), unit)
         if what == "out":
             roundoff = np.abs(gamma) * roundoff + np.abs(beta)
     elif piece in BACKWARD:
@@ -471,12 +465,12 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
         return 0.0
     elif piece == "layer_norm":
         x, gamma, beta = a
-        roundoff = _norm_roundoff(x, gamma, beta, _eps_of(case))
+        roundoff = _norm_roundoff(x, gamma, beta, _eps_of(case), unit)
     elif piece == "group_norm":
         x, groups, gamma, beta = a
         shape = (1, -1) + (1,) * (x.ndim - 2)
         n = x.shape[0]
-        per_group = _norm_roundoff(x.reshape(n, int(groups), -1), 1.0, 0.0, _eps_of(case, 4))
+        per_group = _norm_roundoff(x.reshape(n, int(groups), -1), 1.0, 0.0, _eps_of(case, 4), unit)
         roundoff = np.abs(gamma.reshape(shape)) * per_group.reshape(x.shape) + np.abs(beta.reshape(shape))
     elif piece == "fold_batchnorm":
         roundoff = _fold_roundoff(case)
@@ -490,13 +484,19 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
 NUMERICAL_GRADIENT_RTOL = 1e-6  # see benchmarks/calibrate_tolerances.py
 
 
-def _norm_roundoff(x, gamma, beta, eps):
+def _x_hat_error(biggest, var, eps, unit):
+    """x_hat's rounding error, in units of `unit`: the mean's error (~unit * max|x|) shifts every
+    x_hat by ~that / std, and the variance's (a squared term) changes its scale."""
+    std = np.sqrt(var + eps)
+    return biggest * (1 + unit * biggest / std) / std
+
+
+def _norm_roundoff(x, gamma, beta, eps, unit):
     """Normalising over the last axis of x (gamma, beta broadcast over it): the error a correct
     float answer carries scales with the group's largest |x| over its standard deviation."""
-    biggest = np.abs(x).max(axis=-1, keepdims=True)
-    std = np.sqrt(x.var(axis=-1, keepdims=True) + eps)
-    x_hat_err = np.broadcast_to(biggest * (1 + UNIT[np.dtype(np.float32)] * biggest / std) / std, x.shape)
-    return np.abs(gamma) * x_hat_err + np.abs(beta)
+    x_hat_err = _x_hat_error(np.abs(x).max(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True),
+                             eps, unit)
+    return np.abs(gamma) * np.broadcast_to(x_hat_err, x.shape) + np.abs(beta)
 
 
 def _fold_roundoff(case):
@@ -548,7 +548,7 @@ def _steps_allowed(case, exact, what, unit, exact_all):
             var = x.var(axis=0)
         else:
             var = variances[s - 1] if s else np.ones_like(biggest)
-        x_hat_err = biggest * (1 + unit * biggest / np.sqrt(var + eps)) / np.sqrt(var + eps)
+        x_hat_err = _x_hat_error(biggest, var, eps, unit)
         allowed.append(unit * (np.abs(exact[s]) + np.abs(gamma) * x_hat_err * (1 + STEPS * (not train))
                                + np.abs(beta)))
     return np.stack(allowed)

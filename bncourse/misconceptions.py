@@ -89,10 +89,14 @@ def _cache(key):
                         and isinstance(out[1], dict) else None)
 
 
+def _normalised(x, axes, ddof=0, eps=1e-5, eps_outside=False):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True, ddof=ddof)
+    return (x - mean) / ((np.sqrt(var) + eps) if eps_outside else np.sqrt(var + eps))
+
+
 def _bn(x, gamma, beta, eps, ddof=0, eps_outside=False):
-    mu, var = x.mean(axis=0), x.var(axis=0, ddof=ddof)
-    std = np.sqrt(var) + eps if eps_outside else np.sqrt(var + eps)
-    return gamma * (x - mu) / std + beta
+    return gamma * _normalised(x, 0, ddof, eps, eps_outside) + beta
 
 
 CATALOGUE = {
@@ -407,12 +411,6 @@ CATALOGUE.update({
 X4 = np.random.default_rng(8).normal(0, 1, (4, 6, 2, 3)) * np.arange(1, 7)[None, :, None, None] \
     + np.array([0.0, 5.0, -3.0, 1.0, 8.0, -2.0])[None, :, None, None]
 GAMMA6, BETA6 = np.linspace(0.5, 2.0, 6), np.linspace(-1.0, 1.0, 6)
-
-
-def _normalised(x, axes, ddof=0, eps=1e-5, eps_outside=False):
-    mean = x.mean(axis=axes, keepdims=True)
-    var = x.var(axis=axes, keepdims=True, ddof=ddof)
-    return (x - mean) / ((np.sqrt(var) + eps) if eps_outside else np.sqrt(var + eps))
 
 
 def _grouped(x, g, grouping="contiguous", **kwargs):

@@ -9,6 +9,7 @@ Everything torch computes here runs in float64 except the timing, which uses flo
 real training step. Calls into torch's own BatchNorm kernels sit inside `tripwire.allowed()`:
 they are the course's reference, not the learner's answer.
 """
+import contextlib
 import time
 
 import numpy as np
@@ -93,6 +94,19 @@ def _numpy_forward(x, gamma, beta, eps):
     return gamma * x_hat + beta, cache
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on a single thread inside the block (the same arithmetic however many cores
+    the machine has, and timings about the work, not the core count); the previous setting is
+    restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def best_time(fn, repeats=5, warmup=3):
     """The fastest of `repeats` runs of fn(), in seconds, after `warmup` untimed runs.
 
@@ -132,18 +146,12 @@ def compare_backward(staged, compact, shape=(256, 4096), repeats=5, dtype=np.flo
     times = {"staged": best_time(lambda: staged(dout, cache), repeats),
              "compact": best_time(lambda: compact(dout, cache), repeats)}
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread(), tripwire.allowed():
         x_t, g_t, b_t = (torch.from_numpy(a).requires_grad_() for a in (x, gamma, beta))
-        dout_t = torch.from_numpy(dout)
-        with tripwire.allowed():
-            y = F.batch_norm(x_t, None, None, g_t, b_t, training=True, eps=1e-5)
-            times["torch"] = best_time(
-                lambda: torch.autograd.grad(y, (x_t, g_t, b_t), dout_t, retain_graph=True),
-                repeats)
-    finally:
-        torch.set_num_threads(threads)
+        y = F.batch_norm(x_t, None, None, g_t, b_t, training=True, eps=1e-5)
+        times["torch"] = best_time(
+            lambda: torch.autograd.grad(y, (x_t, g_t, b_t), torch.from_numpy(dout), retain_graph=True),
+            repeats)
 
     if verbose:
         print(f"backward of a ({n}, {d}) {np.dtype(dtype).name} batch, fastest of {repeats} runs")
