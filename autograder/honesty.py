@@ -34,7 +34,7 @@ SUSPICIOUS_NAMES = {"importlib", "gc", "ctypes", "inspect", "subprocess", "signa
 # The course's own modules compute answers with torch's kernels (stepping over the tripwire,
 # as the course's code may): an answer must not lean on them. checks and plots give no answers.
 COURSE_HELPERS = {"oracle", "timing", "training", "experiments", "judge", "misconceptions",
-                  "answers", "tripwire"}
+                  "answers", "tripwire", "drop_in", "covariate_shift", "why_it_works"}
 BARE_HELPER_NAMES = COURSE_HELPERS - {"training"}  # `training` is also a lesson 04 parameter
 
 
@@ -98,8 +98,9 @@ def read_cell(source, torch_banned=True, answer=False):
         elif isinstance(node, ast.Attribute):
             if torch_banned and TORCH_NORMALISATION.search(node.attr):
                 forbidden.append(f"uses torch's {node.attr}")
-            elif node.attr in SUSPICIOUS_NAMES:
-                flags.append(f"uses .{node.attr}")
+            elif node.attr in SUSPICIOUS_NAMES and not (
+                    node.attr == "modules" and _root_name(node) not in imported_modules | {"sys"}):
+                flags.append(f"uses .{node.attr}")  # (model.modules() is a torch method, not sys.modules)
         elif isinstance(node, ast.Name) and node.id in SUSPICIOUS_NAMES:
             flags.append(f"uses {node.id}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -108,7 +109,8 @@ def read_cell(source, torch_banned=True, answer=False):
             elif node.func.id == "getattr" and len(node.args) > 1 and not isinstance(node.args[1], ast.Constant):
                 flags.append("calls getattr() with a computed name")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            if torch_banned and TORCH_IN_STRINGS.search(node.value):
+            if torch_banned and TORCH_IN_STRINGS.search(node.value) and not re.search(r"\s", node.value):
+                # a name in a string reaches torch's layer by getattr; a message with spaces does not
                 forbidden.append(f"names torch's {TORCH_IN_STRINGS.search(node.value).group(0)} in a string")
             if GRADER_FILES.search(node.value):
                 forbidden.append(f"refers to the grader's files ({node.value[:40]!r})")

@@ -147,3 +147,166 @@ def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=
     out = torch.nn.functional.conv2d(torch.as_tensor(x), torch.as_tensor(new_weight),
                                      padding=weight.shape[-1] // 2).numpy()
     return out + new_bias.reshape(1, -1, 1, 1)
+
+
+# ---------------------------------------------------------------- lessons 00 and 06
+
+def activation_summary(a):
+    """Any shape -> (5,): mean, biased std, 15th / 50th / 85th percentiles (linear)."""
+    a = np.sort(_f64(a).reshape(-1))
+    positions = np.array([0.15, 0.5, 0.85]) * (a.size - 1)
+    low = np.floor(positions).astype(int)
+    high = np.minimum(low + 1, a.size - 1)
+    percentiles = a[low] + (positions - low) * (a[high] - a[low])
+    mean = a.mean()
+    return np.concatenate([[mean, np.sqrt(((a - mean) ** 2).mean())], percentiles])
+
+
+def _mlp_forward(x, params, batchnorm, activation):
+    """The inputs of every Linear of the MLP judge.torch_mlp builds, and what the backward needs."""
+    count = len([k for k in params if k.startswith("w")])
+    h, inputs, tape = _f64(x), [], []
+    for k in range(count):
+        inputs.append(h)
+        z = h @ _f64(params[f"w{k}"]).T + _f64(params[f"b{k}"])
+        if k == count - 1:
+            return inputs, tape, z
+        cache = None
+        if batchnorm:
+            z, cache = batchnorm_forward(z, np.ones(z.shape[1]), np.zeros(z.shape[1]))
+        tape.append((z, cache))
+        h = np.tanh(z) if activation == "tanh" else np.maximum(z, 0)
+
+
+def record_layer_inputs(x, params, batchnorm=False):
+    """(hooks left = 0, the input of each Linear, in order)."""
+    inputs, _, _ = _mlp_forward(x, params, batchnorm, "tanh")
+    return (np.array(0),) + tuple(inputs)
+
+
+def gradient_norms(x, labels, params, batchnorm=False):
+    """(||dL/dW|| per Linear, 0.0): mean cross-entropy, backpropagated by hand (ReLU MLP)."""
+    inputs, tape, logits = _mlp_forward(x, params, batchnorm, "relu")
+    n = logits.shape[0]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dz = p.copy()
+    dz[np.arange(n), labels] -= 1
+    dz /= n
+    norms = []
+    for k in range(len(inputs) - 1, -1, -1):
+        norms.append(np.linalg.norm(dz.T @ inputs[k]))
+        if k == 0:
+            break
+        dh = dz @ _f64(params[f"w{k}"])
+        z, cache = tape[k - 1]
+        dz = dh * (z > 0)
+        if cache is not None:
+            dz = batchnorm_backward(dz, cache)[0]
+    return np.array(norms[::-1]), 0.0
+
+
+def shift_per_step(means, stds):
+    """(T, L), (T, L) -> (T-1, L): |means[t+1] - means[t]| / stds[t]."""
+    means = _f64(means)
+    return np.abs(means[1:] - means[:-1]) / _f64(stds)[:-1]
+
+
+def largest_stable_lr(lrs, final_losses, start_loss):
+    """The largest rate whose final loss is finite and below start_loss; 0.0 if none."""
+    stable = [lr for lr, loss in zip(_f64(lrs), _f64(final_losses)) if np.isfinite(loss) and loss < start_loss]
+    return max(stable, default=0.0)
+
+
+def effective_smoothness(g0, gs, etas):
+    """max_k ||gs[k] - g0|| / (etas[k] ||g0||)."""
+    g0, gs = _f64(g0), _f64(gs)
+    return max(np.sqrt(((g - g0) ** 2).sum()) / (eta * np.sqrt((g0 ** 2).sum())) for g, eta in zip(gs, _f64(etas)))
+
+
+def batch_mean_noise(x, batch_size):
+    """Mean over features of the (biased) std of consecutive batch means."""
+    x = _f64(x)
+    means = np.array([x[s:s + batch_size].mean(axis=0)
+                      for s in range(0, len(x) - batch_size + 1, batch_size)])
+    return np.sqrt(((means - means.mean(axis=0)) ** 2).mean(axis=0)).mean()
+
+
+# ---------------------------------------------------------------- lesson 05
+
+def BatchNormFunction(x, weight, bias, dout, eps=1e-5):
+    """(y, dx, dweight, dbias) of training-mode BatchNorm on (M, C), in numpy."""
+    y, cache = batchnorm_forward(x, weight, bias, eps)
+    return (y,) + tuple(batchnorm_backward(dout, cache))
+
+
+def _modules():
+    """A reference BatchNorm1d / BatchNorm2d in torch ops (float64 maths), written from torch's
+    documentation, independent of the lesson's solution."""
+    import torch
+
+    class Reference(torch.nn.Module):
+        dims = ()
+
+        def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                     device=None, dtype=None):
+            super().__init__()
+            self.num_features, self.eps, self.momentum = num_features, eps, momentum
+            self.affine, self.track_running_stats = affine, track_running_stats
+            kw = {"device": device, "dtype": dtype}
+            self.register_parameter("weight", torch.nn.Parameter(torch.ones(num_features, **kw)) if affine else None)
+            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if affine else None)
+            for name, value in (("running_mean", torch.zeros(num_features, **kw)),
+                                ("running_var", torch.ones(num_features, **kw)),
+                                ("num_batches_tracked", torch.tensor(0, dtype=torch.long))):
+                self.register_buffer(name, value if track_running_stats else None)
+
+        def reset_running_stats(self):
+            if self.track_running_stats:
+                self.running_mean.zero_()
+                self.running_var.fill_(1)
+                self.num_batches_tracked.zero_()
+
+        def forward(self, x):
+            if x.dim() not in self.dims:
+                raise ValueError(f"expected {' or '.join(f'{d}D' for d in self.dims)} input (got {x.dim()}D input)")
+            shape = [1, -1] + [1] * (x.dim() - 2)
+            axes = [0] + list(range(2, x.dim()))
+            count = x.numel() // max(x.shape[1], 1)
+            batch = self.training or not self.track_running_stats
+            if batch and count == 1:
+                raise ValueError("Expected more than 1 value per channel when training")
+            x64 = x.double()
+            if batch:
+                mean = x64.mean(dim=axes) if count else torch.zeros(self.num_features, dtype=torch.float64)
+                var = ((x64 - mean.reshape(shape)) ** 2).mean(dim=axes) if count else torch.ones_like(mean)
+                if self.training and self.track_running_stats:
+                    self.num_batches_tracked += 1
+                    w = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                    if count:
+                        with torch.no_grad():
+                            self.running_mean.copy_((1 - w) * self.running_mean + w * mean)
+                            self.running_var.copy_((1 - w) * self.running_var + w * var * count / (count - 1))
+            else:
+                mean, var = self.running_mean.double(), self.running_var.double()
+            y = (x64 - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + self.eps)
+            if self.affine:
+                y = y * self.weight.double().reshape(shape) + self.bias.double().reshape(shape)
+            return y.to(x.dtype)
+
+    class BatchNorm1d(Reference):
+        dims = (2, 3)
+
+    class BatchNorm2d(Reference):
+        dims = (4,)
+    return BatchNorm1d, BatchNorm2d
+
+
+def BatchNorm1d(*args, **kwargs):
+    from bncourse.judge import run_module
+    return run_module(_modules()[0], exact=True, piece="BatchNorm1d")(*args, **kwargs)
+
+
+def BatchNorm2d(*args, **kwargs):
+    from bncourse.judge import run_module
+    return run_module(_modules()[1], exact=True, piece="BatchNorm2d")(*args, **kwargs)

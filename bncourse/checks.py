@@ -77,7 +77,26 @@ COVERS.update(
     group_norm="4-D, 3-D and 2-D inputs; 1 to 4 groups, and one group per channel; float32 and float64; "
                "offsets up to 1e4",
     fold_batchnorm="Linear and Conv2d layers (kernel 1 and 3), with and without a bias; float32 and "
-                   "float64; several eps")
+                   "float64; several eps",
+    activation_summary="arrays of shapes (4, 3), (2, 1), (7, 1), (64, 8), ...; float32 and float64; values "
+                       "offset by up to 1e4",
+    record_layer_inputs="MLPs of 1 to 5 hidden layers inside nested blocks, with and without BatchNorm in "
+                        "train mode; float32 and float64",
+    shift_per_step="several numbers of checkpoints and layers; float32 and float64",
+    largest_stable_lr="grids of 1 to 9 rates, ascending and shuffled, with diverged (nan, inf) runs, a "
+                      "large rate that trained after a smaller one failed, and grids where none trained",
+    gradient_norms="MLPs of 1 to 5 hidden layers, with and without BatchNorm in train mode, stale "
+                   "gradients in .grad; float32 and float64",
+    effective_smoothness="1 to 5 step sizes from 1e-3 to 1; float32 and float64",
+    batch_mean_noise="several batch sizes, with and without a remainder; float32 and float64",
+    BatchNormFunction="(M, C) inputs of shapes (4, 3), (2, 1), (7, 1), (64, 8), ...; float32 and float64; "
+                      "random dy; outputs and the three gradients",
+    BatchNorm1d="(N, C) and (N, C, L) inputs over train/eval steps; affine and tracking on/off; momentum "
+                "0.1, 0.5 and None; float32 and float64; an empty batch; outputs, gradients, buffers, "
+                "state_dict round trips, errors for bad input",
+    BatchNorm2d="(N, C, H, W) inputs from 1x1 to 16x16 over train/eval steps; affine and tracking on/off; "
+                "momentum 0.1, 0.5 and None; float32 and float64; an empty batch; outputs, gradients, buffers, "
+                "state_dict round trips, errors for bad input")
 
 
 def check_batch_mean(fn, raise_on_failure=False):
@@ -162,3 +181,54 @@ def check_group_norm(fn, raise_on_failure=False):
 def check_fold_batchnorm(fn, raise_on_failure=False):
     """Lesson 07: the folded layer's outputs against the layer followed by its BatchNorm."""
     return run_checks("fold_batchnorm", fn, raise_on_failure)
+
+
+def check_activation_summary(fn, raise_on_failure=False):
+    """Lesson 00: [mean, std, p15, p50, p85] of all the values a layer receives."""
+    return run_checks("activation_summary", fn, raise_on_failure)
+
+
+def check_record_layer_inputs(fn, raise_on_failure=False):
+    """Lesson 00: the input of every nn.Linear, recorded by forward hooks that are removed again."""
+    return run_checks("record_layer_inputs", fn, raise_on_failure)
+
+
+def check_shift_per_step(fn, raise_on_failure=False):
+    """Lesson 00: how far each layer's mean moves between checkpoints, in units of its std."""
+    return run_checks("shift_per_step", fn, raise_on_failure)
+
+
+def check_largest_stable_lr(fn, raise_on_failure=False):
+    """Lesson 06: the largest learning rate whose run ended finite and below the starting loss."""
+    return run_checks("largest_stable_lr", fn, raise_on_failure)
+
+
+def check_gradient_norms(fn, raise_on_failure=False):
+    """Lesson 06: the norm of each Linear weight's gradient, compared with torch.autograd."""
+    return run_checks("gradient_norms", fn, raise_on_failure)
+
+
+def check_effective_smoothness(fn, raise_on_failure=False):
+    """Lesson 06: the largest change of the gradient per unit of distance along -g0."""
+    return run_checks("effective_smoothness", fn, raise_on_failure)
+
+
+def check_batch_mean_noise(fn, raise_on_failure=False):
+    """Lesson 06: the spread of batch means over consecutive batches."""
+    return run_checks("batch_mean_noise", fn, raise_on_failure)
+
+
+def check_BatchNormFunction(fn, raise_on_failure=False):
+    """Lesson 05: the autograd.Function's output and gradients, compared with torch.autograd."""
+    return run_checks("BatchNormFunction", fn, raise_on_failure)
+
+
+def check_BatchNorm1d(fn, raise_on_failure=False, namespace=None):
+    """Lesson 05: the module against torch.nn.BatchNorm1d over train/eval steps, configurations,
+    state_dict round trips and bad inputs."""
+    return run_checks("BatchNorm1d", fn, raise_on_failure, count=8, namespace=namespace)
+
+
+def check_BatchNorm2d(fn, raise_on_failure=False, namespace=None):
+    """Lesson 05: the module against torch.nn.BatchNorm2d (statistics per channel over N * H * W)."""
+    return run_checks("BatchNorm2d", fn, raise_on_failure, count=8, namespace=namespace)

@@ -34,7 +34,8 @@ CACHE_KEYS = ("x", "mean", "var", "eps", "x_hat", "gamma", "beta")
 # versions, so a mistake in an earlier step never costs a later step its points.
 PARTS = {"batchnorm_forward": ("batch_mean", "batch_variance", "normalise", "scale_and_shift"),
          "batchnorm_layer_forward": ("batch_mean", "batch_variance", "normalise", "scale_and_shift",
-                                     "update_running_stats_torch", "batchnorm_inference")}
+                                     "update_running_stats_torch", "batchnorm_inference"),
+         "BatchNorm1d": ("BatchNormFunction",), "BatchNorm2d": ("BatchNormFunction",)}
 # Pieces that return several arrays: the names of their outputs, in order.
 OUTPUTS = {
     "batchnorm_backward_staged": ("dx", "dgamma", "dbeta"),
@@ -42,6 +43,8 @@ OUTPUTS = {
     "update_running_stats": ("new running_mean", "new running_var"),
     "update_running_stats_torch": ("new running_mean", "new running_var"),
     "batchnorm_layer_forward": ("y", "running_mean", "running_var", "num_batches_tracked"),
+    "gradient_norms": ("the gradient norms", "the largest change it made to a parameter"),
+    "BatchNormFunction": ("y", "dx", "dweight", "dbias"),
 }
 STATE_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 BACKWARD = ("batchnorm_backward_staged", "batchnorm_backward")
@@ -163,7 +166,7 @@ def make_cases(piece, seed=0, count=12):
     for i, (n, d) in enumerate(_shape_grid(rng, count)):
         dtype = np.float32 if i % 2 else np.float64
         offset = [0.0, 1e3, 1e4][(i // 2) % 3]  # each offset in both dtypes
-        if piece in BACKWARD and dtype == np.float32:
+        if piece in BACKWARD + ("BatchNormFunction",) and dtype == np.float32:
             # x - mean of float32 features near 1e4 keeps ~3 digits: a correct backward that
             # recomputes it could not be told from a wrong one (float64 cases keep the offsets)
             offset = 0.0
@@ -243,6 +246,15 @@ def _case_for(piece, rng, x, label, i):
         return _group_case(rng, x, label, i)
     if piece == "fold_batchnorm":
         return _fold_case(rng, x, i)
+    if piece in MEASURES:
+        return _measure_case(piece, rng, x, label, i)
+    if piece == "BatchNormFunction":
+        gamma, beta = _params(rng, d, dtype)
+        dout = rng.standard_normal((n, d)).astype(dtype)
+        kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
+        return Case(label + ", random dout" + _kw(kwargs), (x, gamma, beta, dout), kwargs)
+    if piece in MODULES:
+        return _module_case(piece, rng, x, i)
     raise KeyError(piece)
 
 
@@ -402,7 +414,9 @@ def pure(piece, fn):
     """What is recorded and judged for a piece: fn itself, or a function of arrays built
     around it: a stateful piece run over a whole sequence of steps, fold_batchnorm's result
     applied to a batch."""
-    wrap = {"batchnorm_layer_forward": run_steps, "fold_batchnorm": run_fold}.get(piece)
+    wrap = {"batchnorm_layer_forward": run_steps, "fold_batchnorm": run_fold,
+            "record_layer_inputs": run_recorder, "gradient_norms": run_gradient_norms,
+            "BatchNormFunction": run_function, "BatchNorm1d": run_module, "BatchNorm2d": run_module}.get(piece)
     return wrap(fn) if wrap else fn
 
 
@@ -476,6 +490,18 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
         roundoff = _fold_roundoff(case)
     elif piece == "batchnorm_layer_forward":
         return _steps_allowed(case, exact, what, unit, exact_all)
+    elif piece in MEASURES or piece == "record_layer_inputs":
+        return _measure_allowed(piece, case, exact, what, unit)
+    elif piece == "BatchNormFunction":
+        x, gamma, beta, dout = case.args
+        if what == "y":
+            forward = Case(case.label, (x, gamma, beta), case.kwargs)
+            return allowed_error("batchnorm_forward", forward, exact)
+        cache = forward_cache(x, gamma, beta, case.kwargs.get("eps", 1e-5))
+        name = {"dweight": "dgamma", "dbias": "dbeta"}.get(what, what)
+        return allowed_error("batchnorm_backward", Case(case.label, (dout, cache)), exact, name)
+    elif piece in MODULES:
+        return _module_allowed(case, exact, what, unit, exact_all)
     else:
         raise KeyError(piece)
     return unit * (np.abs(exact) + roundoff)
@@ -649,6 +675,12 @@ def judge_case(piece, fn, case, expected):
     batchnorm_forward. Raises Failure."""
     out = call(fn, case)
     exact = expected(case)
+    if piece in MODULES:
+        _judge_module(piece, out, exact, case)
+        return
+    if piece == "record_layer_inputs":
+        _judge_recorded(out, exact, case)
+        return
     if piece in OUTPUTS:
         names = OUTPUTS[piece]
         if not (isinstance(out, (tuple, list)) and len(out) == len(names)):
@@ -778,8 +810,505 @@ def trusted_parts(piece, namespace, trusted):
     saved = {n: namespace[n] for n in names}
     try:
         for n in names:
-            namespace[n] = _keep_dtype(getattr(trusted, n), n)
+            namespace[n] = TRUSTED_CLASSES[n]() if n in TRUSTED_CLASSES else _keep_dtype(getattr(trusted, n), n)
         yield
     finally:
         if namespace is not None:
             namespace.update(saved)
+
+
+# ---------------------------------------------------------------- lessons 00 and 06: measurements
+
+# Pieces that measure something: plain functions of arrays (record_layer_inputs and
+# gradient_norms take a torch model, built from arrays by run_recorder / run_gradient_norms).
+MEASURES = ("activation_summary", "shift_per_step", "largest_stable_lr", "gradient_norms",
+            "effective_smoothness", "batch_mean_noise", "record_layer_inputs")
+
+
+def _mlp_params(rng, widths, dtype):
+    """Weights (out, in) and biases of an MLP with these layer widths, as torch.nn.Linear keeps them."""
+    params = {}
+    for k, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+        params[f"w{k}"] = rng.normal(0, 1.5 / np.sqrt(w_in), (w_out, w_in)).astype(dtype)
+        params[f"b{k}"] = rng.normal(0, 0.5, w_out).astype(dtype)
+    return params
+
+
+def _measure_case(piece, rng, x, label, i):
+    (n, d), dtype = x.shape, x.dtype
+    if piece == "activation_summary":
+        return Case(label.replace(" x ", " a "), (x,))
+    if piece == "shift_per_step":
+        stds = (10.0 ** rng.uniform(-2, 1, (n, d))).astype(dtype)
+        return Case(f"{np.dtype(dtype).name} means and stds of shape {(n, d)}", (x, stds))
+    if piece == "largest_stable_lr":
+        k = int(rng.integers(1, 10))
+        lrs = 10.0 ** np.linspace(-3, 1, k) * rng.uniform(0.5, 2.0)
+        start = float(rng.uniform(1.5, 3.0))
+        final = start * rng.uniform(0.05, 0.9, k)
+        diverge = int(rng.integers(0, k + 1))  # rates from here on diverge...
+        final[diverge:] = rng.choice([np.nan, np.inf, start * 1.5, start], k - diverge)
+        if i % 3 == 0 and k - diverge > 2:
+            final[k - 1] = start * 0.5  # ...except, by luck, the largest one
+        if i % 5 == 4:
+            final[:] = np.nan  # nothing trained
+        order = rng.permutation(k) if i % 2 else np.arange(k)
+        return Case(f"{k} rates" + (", shuffled" if i % 2 else ", ascending")
+                    + ("" if i % 5 != 4 else ", none trained"), (lrs[order], final[order], start))
+    if piece == "effective_smoothness":
+        p, k = d * 3, int(rng.integers(1, 6))
+        g0 = (x.reshape(-1)[:p] if x.size >= p else rng.normal(0, 1, p)).astype(dtype)
+        g0 = (g0 + rng.normal(0, 1, p)).astype(dtype)  # never all zero
+        etas = (10.0 ** rng.uniform(-3, 0, k)).astype(dtype)
+        gs = (g0 + rng.normal(0, 1, (k, p)) * etas[:, None] * rng.uniform(0.1, 10, (k, 1))).astype(dtype)
+        return Case(f"{np.dtype(dtype).name} gradients of {p} weights, {k} step sizes", (g0, gs, etas))
+    if piece == "batch_mean_noise":
+        b = int(rng.integers(1, max(n // 2, 1) + 1))
+        return Case(label + f", batch_size={b}", (x, b))
+    depth = [1, 2, 3, 5][i % 4]  # record_layer_inputs, gradient_norms: an MLP on x
+    n = max(n, 2)
+    widths = [d] + [int(rng.integers(2, 9)) for _ in range(depth)] + [int(rng.integers(2, 6))]
+    x = rng.normal(0, 1, (n, d)).astype(dtype) * rng.uniform(0.5, 2.0, d).astype(dtype)
+    params = _mlp_params(rng, widths, dtype)
+    batchnorm = bool(i % 2 == 0 or dtype == np.float64 and i % 3 == 0)
+    kwargs = {"batchnorm": batchnorm} if batchnorm else {}
+    what = (f"{np.dtype(dtype).name} MLP with layer widths {widths}" + (" and BatchNorm in train mode"
+            if batchnorm else "") + f", x of shape {x.shape}")
+    if piece == "record_layer_inputs":
+        return Case(what, (x, params), kwargs)
+    labels = rng.integers(0, widths[-1], n).astype(np.int64)
+    return Case(what, (x, labels, params), kwargs)
+
+
+def torch_mlp(params, batchnorm=False, activation="tanh"):
+    """The MLP these arrays describe, nested so hooks must reach inside blocks:
+    Sequential(Sequential(Sequential(Linear, [BatchNorm1d], act), ...), Linear)."""
+    import torch
+    from torch import nn
+    count = len([k for k in params if k.startswith("w")])
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+    layers = []
+    with torch.random.fork_rng(devices=[]):  # Linear's random init: leave the caller's generator alone
+        for k in range(count):
+            w = torch.as_tensor(params[f"w{k}"])
+            linear = nn.Linear(w.shape[1], w.shape[0], dtype=w.dtype)
+            with torch.no_grad():
+                linear.weight.copy_(w)
+                linear.bias.copy_(torch.as_tensor(params[f"b{k}"]))
+            norm = [nn.BatchNorm1d(w.shape[0], dtype=w.dtype)] if batchnorm else []
+            layers.append(nn.Sequential(linear, *norm, act()) if k < count - 1 else linear)
+    return nn.Sequential(nn.Sequential(*layers[:-1]), layers[-1]).train()
+
+
+def run_recorder(record):
+    """record_layer_inputs as a function of arrays: what it returns for the MLP `params`
+    describes, preceded by how many forward hooks it left behind."""
+    def recorded(x, params, batchnorm=False):
+        import torch
+        model = torch_mlp(params, batchnorm)
+        got = record(model, torch.as_tensor(x))
+        if not isinstance(got, (list, tuple)):
+            raise TypeError(f"record_layer_inputs must return a list of arrays; got {type(got).__name__}")
+        left = sum(len(m._forward_hooks) for m in model.modules())
+        return (np.array(left),) + tuple(got)
+    recorded.__name__ = getattr(record, "__name__", "record_layer_inputs")
+    return recorded
+
+
+def run_gradient_norms(norms_fn):
+    """gradient_norms as a function of arrays: its answer for the MLP `params` describes, whose
+    .grad fields hold stale gradients (as after a training step), and the largest change it made
+    to a parameter."""
+    def measured(x, labels, params, batchnorm=False):
+        import torch
+        model = torch_mlp(params, batchnorm, activation="relu")
+        stale = torch.Generator().manual_seed(0)
+        for p in model.parameters():
+            p.grad = torch.randn(p.shape, generator=stale, dtype=p.dtype)
+        before = [p.detach().clone() for p in model.parameters()]
+        got = norms_fn(model, torch.as_tensor(x), torch.as_tensor(labels))
+        moved = max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before))
+        return got, np.array(moved)
+    measured.__name__ = getattr(norms_fn, "__name__", "gradient_norms")
+    return measured
+
+
+def _mlp_roundoff(x, params, batchnorm, unit):
+    """Per Linear input, the size its rounding error scales with: |x| through |W| @ . + |b|,
+    divided by the spread wherever BatchNorm normalises (tanh and ReLU do not amplify)."""
+    h, r, out = _f64(x), np.abs(_f64(x)), []
+    count = len([k for k in params if k.startswith("w")])
+    for k in range(count):
+        out.append(r)
+        w, b = _f64(params[f"w{k}"]), _f64(params[f"b{k}"])
+        z = h @ w.T + b
+        r = r @ np.abs(w).T + np.abs(b)
+        if batchnorm and k < count - 1:
+            var = z.var(axis=0)
+            r = _x_hat_error(r.max(axis=0), var, 1e-5, unit) * np.ones_like(z)
+            z = (z - z.mean(axis=0)) / np.sqrt(var + 1e-5)
+        h = np.tanh(z)
+    return out
+
+
+def _measure_allowed(piece, case, exact, what, unit):
+    a = [_f64(v) if isinstance(v, np.ndarray) else v for v in case.args]
+    if piece == "activation_summary":
+        big = np.abs(a[0]).max()
+        var_err = unit * exact[1] ** 2 + (unit * big) ** 2
+        std_err = min(var_err / (2 * exact[1]), np.sqrt(var_err)) if exact[1] > 0 else np.sqrt(var_err)
+        allowed = unit * (np.abs(exact) + big)
+        allowed[1] = unit * exact[1] + std_err
+        return allowed
+    if piece == "shift_per_step":
+        means, stds = a
+        return unit * (np.abs(exact) + (np.abs(means[1:]) + np.abs(means[:-1])) / stds[:-1])
+    if piece == "largest_stable_lr":
+        return unit * np.abs(exact)
+    if piece == "effective_smoothness":
+        g0, gs, etas = a
+        g_norm = np.linalg.norm(g0)
+        return unit * (np.abs(exact) + np.max((np.linalg.norm(gs, axis=1) + g_norm) / (etas * g_norm)))
+    if piece == "batch_mean_noise":
+        return unit * (np.abs(exact) + np.abs(a[0]).max())
+    if piece == "gradient_norms":
+        if what != "the gradient norms":
+            return 0.0
+        depth = len([k for k in case.args[2] if k.startswith("w")])
+        return unit * np.abs(exact) * (1 + 4 * depth) + unit * 1e-3
+    # record_layer_inputs: `what` is the layer's position
+    return unit * (np.abs(exact) + _mlp_roundoff(case.args[0], case.args[1],
+                                                 case.kwargs.get("batchnorm", False), unit)[what])
+
+
+def _judge_recorded(out, exact, case):
+    """record_layer_inputs: no hooks left behind, then one right input per Linear call."""
+    if not isinstance(out, (tuple, list)) or len(out) < 1:
+        raise Failure(f"record_layer_inputs must return a list of arrays; got {_describe(out)}", case, "type")
+    left = int(np.asarray(out[0]))
+    if left:
+        raise Failure(f"{left} forward hook(s) were still registered on the model after the call: "
+                      "keep each handle register_forward_hook returns and call handle.remove()", case,
+                      "hooks_left")
+    got, want = list(out[1:]), list(exact[1:])
+    if len(got) != len(want):
+        raise Failure(f"record_layer_inputs returned {len(got)} arrays; the model ran {len(want)} "
+                      "nn.Linear layers (some sit inside nested blocks: use model.modules())", case, "count")
+    for k, (g, w) in enumerate(zip(got, want)):
+        compare(f"the input of nn.Linear #{k + 1}", g, w, allowed_error("record_layer_inputs", case, w, k), case)
+
+
+# ---------------------------------------------------------------- lesson 05: torch modules
+
+MODULES = ("BatchNorm1d", "BatchNorm2d")
+MODULE_STEPS = 4
+MODULE_OUTPUTS = ("layout", "errors", "y", "dx", "dweight", "dbias", "running_mean", "running_var",
+                  "num_batches_tracked", "after reset_running_stats()", "state_dict loaded into torch's module",
+                  "eval output after loading torch's state_dict")
+_TEXT_OUTPUTS = ("layout", "errors")
+
+
+def _module_case(piece, rng, x, i):
+    """A matrix of configurations: affine on/off, tracking on/off, momentum 0.1 / 0.5 / None, 2-D,
+    3-D and 4-D inputs, float32 and float64 with offsets, few and many values per channel, an
+    empty batch; each run over MODULE_STEPS train/eval steps with random upstream gradients."""
+    dtype = x.dtype
+    typical = float(np.median(np.abs(x)))
+    offset = 1e4 if typical > 3000 else 1e3 if typical > 100 else 0.0  # keep x's offset
+    n = 0 if i == 5 else max(x.shape[0] % 9, 2)  # case 5: an empty batch
+    c = int(rng.integers(1, 6))
+    spatial = ([(2, 3), (1, 1), (16, 16), (3, 1)] if piece == "BatchNorm2d" else [(), (5,), (), (1,)])[i % 4]
+    config = {"affine": (i // 2) % 2 == 0, "track_running_stats": (i // 4) % 3 != 2,
+              "momentum": [0.1, 0.5, None][i % 3]}
+    if i % 5 == 3:
+        config["eps"] = 1e-3
+    training = np.array([[1, 1, 0, 1], [1, 0, 1, 0], [1, 1, 1, 0], [0, 1, 0, 1]][i % 4], bool)
+    positions = int(np.prod(spatial, dtype=int))
+    rows = make_batch(rng, MODULE_STEPS * n * positions, c, dtype, offset, constant_cols=int(i % 7 == 0 and c > 1))
+    xs = np.moveaxis(rows.reshape((MODULE_STEPS, n) + spatial + (c,)), -1, 2)
+    douts = rng.standard_normal(xs.shape).astype(dtype)
+    weight, bias = _params(rng, c, dtype) if config["affine"] else (np.zeros(0, dtype),) * 2
+    state = {}  # a torch module's state_dict to load: this configuration's keys
+    if config["affine"]:
+        state["weight"], state["bias"] = _params(rng, c, dtype)
+    if config["track_running_stats"]:
+        state["running_mean"] = rng.normal(0, 1, c).astype(dtype) * np.abs(rows).max(initial=1)
+        state["running_var"] = (rows.var(axis=0) if n else np.ones(c)) * rng.uniform(0.5, 2, c).astype(dtype)
+        state["running_var"] = state["running_var"].astype(dtype) + dtype.type(0.1)
+        state["num_batches_tracked"] = np.array(int(rng.integers(0, 50)))
+    label = (f"{piece}({c}{_kw(config)}), {np.dtype(dtype).name} batches of shape {xs.shape[1:]}"
+             + (f" offset by ~{offset:g}" if offset else "") + ", steps "
+             + "".join("T" if t else "E" for t in training) + " (T train, E eval)")
+    return Case(label, (xs, training, douts, weight, bias, state), config)
+
+
+def _text(s):
+    return np.frombuffer(s.encode(), dtype=np.uint8).copy()
+
+
+def _untext(a):
+    return bytes(np.asarray(a, np.uint8)).decode(errors="replace")
+
+
+def _layout(module):
+    """Names, shapes and dtypes of a module's parameters and buffers, and its state_dict keys."""
+    def listing(pairs):
+        return ", ".join(sorted(f"{n} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}" for n, v in pairs))
+    none = [n for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+            if n in module._parameters and module._parameters[n] is None
+            or n in module._buffers and module._buffers[n] is None]
+    return (f"parameters: {listing(module.named_parameters()) or 'none'}; "
+            f"buffers: {listing(module.named_buffers()) or 'none'}; "
+            f"registered as None: {', '.join(sorted(none)) or 'none'}; "
+            f"state_dict keys: {', '.join(sorted(module.state_dict())) or 'none'}")
+
+
+def _bad_inputs(piece, c):
+    """(what, shape, training) of inputs torch refuses (or accepts) with a clear error."""
+    if piece == "BatchNorm2d":
+        dims = [("3-D input", (2, c, 3)), ("5-D input", (2, c, 2, 2, 2))]
+        single = (1, c, 1, 1)
+    else:
+        dims = [("1-D input", (c,)), ("4-D input", (2, c, 2, 2))]
+        single = (1, c)
+    return [(what, shape, True) for what, shape in dims] + [
+        ("one value per channel in training", single, True),
+        ("one value per channel in eval", single, False)]
+
+
+def _errors(piece, build, c, dtype):
+    import torch
+    found = []
+    for what, shape, train in _bad_inputs(piece, c):
+        module = build(dtype).train(train)
+        try:
+            module(torch.ones(shape, dtype=dtype))
+            found.append(f"{what}: no error")
+        except Exception as e:
+            found.append(f"{what}: {type(e).__name__}")
+    return "; ".join(found)
+
+
+def _flat_state(module):
+    return np.concatenate([np.asarray(v.detach(), np.float64).reshape(-1) for v in module.state_dict().values()]
+                          or [np.zeros(0)])
+
+
+def torch_module_class(piece):
+    import torch
+    return {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d}[piece]
+
+
+def run_module(cls, exact=False, piece=None):
+    """A BatchNorm module class as a function of arrays: build it with `config`, load the
+    initial weight and bias, run the steps (train or eval, forward, backward with dout) and
+    return what it gives at each step, its layout and errors, and two state_dict round trips
+    through torch's own class. exact: compute in float64 (the layout still in the case's dtype)."""
+    piece = piece or getattr(cls, "__name__", "BatchNorm1d")
+    piece = piece if piece in MODULES else "BatchNorm1d"
+
+    def module_steps(xs, training, douts, weight, bias, state, **config):
+        import torch
+        c, dtype = xs.shape[2], torch.as_tensor(xs).dtype
+        compute = torch.float64 if exact else dtype
+
+        def build(dt):
+            return cls(c, dtype=dt, **config)
+
+        def grad_of(module, name):
+            p = getattr(module, name, None)
+            if p is None:
+                return np.zeros(0)
+            return np.full(c, np.nan) if p.grad is None else p.grad.detach().numpy().copy()
+
+        def buffer_of(module, name):
+            b = getattr(module, name, None)
+            return np.zeros(0) if b is None else np.asarray(b.detach(), np.float64).copy()
+
+        out = {"layout": _text(_layout(build(dtype))), "errors": _text(_errors(piece, build, c, dtype))}
+        module = build(compute)
+        if weight.size:
+            with torch.no_grad():
+                module.weight.copy_(torch.as_tensor(weight))
+                module.bias.copy_(torch.as_tensor(bias))
+        steps = {k: [] for k in ("y", "dx", "dweight", "dbias", "running_mean", "running_var",
+                                 "num_batches_tracked")}
+        for x, dout, train in zip(xs, douts, training):
+            module.train(bool(train))
+            x = torch.tensor(x, dtype=compute, requires_grad=True)
+            y = module(x)
+            y.backward(torch.as_tensor(dout).to(compute))
+            steps["y"].append(y.detach().numpy().copy())
+            steps["dx"].append(np.full(x.shape, np.nan) if x.grad is None else x.grad.numpy().copy())
+            steps["dweight"].append(grad_of(module, "weight"))
+            steps["dbias"].append(grad_of(module, "bias"))
+            for p in module.parameters():
+                p.grad = None
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                steps[name].append(buffer_of(module, name))
+        out.update({k: np.stack(v) for k, v in steps.items()})
+        twin = torch_module_class(piece)(c, dtype=compute, **config)
+        try:
+            twin.load_state_dict(module.state_dict())
+            out["state_dict loaded into torch's module"] = _flat_state(twin)
+        except Exception as e:
+            out["state_dict loaded into torch's module"] = _text(f"{type(e).__name__}: {e}")
+        module.reset_running_stats()
+        out["after reset_running_stats()"] = np.concatenate(
+            [buffer_of(module, n).reshape(-1) for n in ("running_mean", "running_var", "num_batches_tracked")])
+        fresh = build(compute)
+        try:
+            fresh.load_state_dict({k: torch.as_tensor(v).to(compute if v.dtype.kind == "f" else torch.int64)
+                                   for k, v in state.items()})
+            with torch.no_grad():
+                loaded = fresh.eval()(torch.tensor(xs[-1], dtype=compute))
+            out["eval output after loading torch's state_dict"] = loaded.numpy().copy()
+        except Exception as e:
+            out["eval output after loading torch's state_dict"] = _text(f"{type(e).__name__}: {e}")
+        return out
+    module_steps.__name__ = piece
+    return module_steps
+
+
+def run_function(fn_cls, exact=False):
+    """BatchNormFunction as a function of arrays: y = fn_cls.apply(x, weight, bias, eps), then
+    y.backward(dout); returns (y, dx, dweight, dbias)."""
+    def function_outputs(x, weight, bias, dout, eps=1e-5):
+        import torch
+        dt = torch.float64 if exact else torch.as_tensor(x).dtype
+        inputs = [torch.tensor(a, dtype=dt, requires_grad=True) for a in (x, weight, bias)]
+        y = fn_cls.apply(*inputs, eps)
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"forward must return a tensor; got {type(y).__name__}")
+        y.backward(torch.as_tensor(dout).to(dt))
+        for name, t in zip(("x", "weight", "bias"), inputs):
+            if t.grad is None:
+                raise TypeError(f"backward returned no gradient for {name} (None): it must return "
+                                "(dx, dweight, dbias, None)")
+        return tuple(t.detach().numpy().copy() for t in [y] + [t.grad for t in inputs])
+    function_outputs.__name__ = "BatchNormFunction"
+    return function_outputs
+
+
+def _module_rows(a):
+    """(S, N, C, *) -> (S, M, C): each step's values, one column per channel."""
+    a = np.moveaxis(_f64(a), 2, -1)
+    return a.reshape(a.shape[0], -1, a.shape[-1])
+
+
+def _module_allowed(case, exact, what, unit, exact_all):
+    xs, training, douts, weight, bias, state = case.args
+    config = case.kwargs
+    if what in ("num_batches_tracked", "after reset_running_stats()") or np.size(exact) == 0:
+        return 0.0
+    rows, drows = _module_rows(xs), _module_rows(douts)
+    steps, m, c = rows.shape
+    eps, track = config.get("eps", 1e-5), config.get("track_running_stats", True)
+    gamma = _f64(weight) if weight.size else np.ones(c)
+    beta = _f64(bias) if bias.size else np.zeros(c)
+    biggest = np.abs(rows).max(axis=(0, 1)) if m else np.zeros(c)
+    if what == "running_mean":
+        return unit * (np.abs(exact) + 1 + steps * biggest)
+    if what == "running_var":
+        return unit * (np.abs(exact) + 1) * steps + steps * (unit * biggest) ** 2
+    if what == "state_dict loaded into torch's module":
+        parts = [np.zeros(c)] * 2 * bool(weight.size)
+        if track:
+            parts += [_module_allowed(case, exact_all["running_mean"][-1], "running_mean", unit, exact_all),
+                      _module_allowed(case, exact_all["running_var"][-1], "running_var", unit, exact_all), [0.0]]
+        return np.concatenate(parts) if parts else 0.0
+    if what == "eval output after loading torch's state_dict":
+        x = rows[-1]
+        g = _f64(state["weight"]) if "weight" in state else np.ones(c)
+        b = _f64(state["bias"]) if "bias" in state else np.zeros(c)
+        var = _f64(state["running_var"]) if track else (x.var(axis=0) if m else np.ones(c))
+        err = unit * (np.abs(g) * _x_hat_error(np.abs(x).max(axis=0, initial=0) + (
+            np.abs(_f64(state["running_mean"])) if track else 0), var, eps, unit) + np.abs(b))
+        return _unrows(unit * np.abs(_module_rows(exact[None])[0]) + err, xs.shape[1:])
+    allowed = []  # absolute errors, per step
+    for s in range(steps):
+        x, d = rows[s], drows[s]
+        if bool(training[s]) or not track:  # the batch's own statistics
+            mean, var = (x.mean(axis=0), x.var(axis=0)) if m else (np.zeros(c), np.ones(c))
+            inv_std = 1 / np.sqrt(var + eps)
+            x_hat = (x - mean) * inv_std
+            x_hat_err = unit * _x_hat_error(biggest, var, eps, unit)
+            bounds = {"y": np.abs(gamma) * x_hat_err + unit * np.abs(beta) + 0 * x,
+                      "dx": unit * np.abs(gamma) * inv_std * (np.abs(d) + np.abs(d).sum(axis=0) / max(m, 1) + (
+                          np.abs(x_hat) + x_hat_err / unit) * np.abs(d * x_hat).sum(axis=0) / max(m, 1))}
+        else:  # the running statistics, which carry the rounding of every earlier step
+            mean = _f64(exact_all["running_mean"][s - 1]) if s else np.zeros(c)
+            var = _f64(exact_all["running_var"][s - 1]) if s else np.ones(c)
+            inv_std = 1 / np.sqrt(var + eps)
+            x_hat = (x - mean) * inv_std
+            mean_err = unit * (np.abs(mean) + 1 + steps * biggest)
+            var_err = unit * (np.abs(var) + 1) * steps + steps * (unit * biggest) ** 2
+            relative = var_err / (var + eps)  # of the variance; the std's is half that
+            x_hat_err = mean_err * inv_std + np.abs(x_hat) * relative + unit * _x_hat_error(biggest, var, eps, unit)
+            bounds = {"y": np.abs(gamma) * x_hat_err + unit * np.abs(beta),
+                      "dx": np.abs(gamma) * inv_std * np.abs(d) * (relative + unit * steps)}
+        if what in bounds:
+            allowed.append(bounds[what])
+        elif what == "dweight":
+            allowed.append((np.abs(d) * (unit * np.abs(x_hat) + x_hat_err)).sum(axis=0))
+        else:  # dbias
+            allowed.append(unit * np.abs(d).sum(axis=0))
+    allowed = np.stack(allowed)
+    if what in ("y", "dx"):
+        return unit * np.abs(exact) + _unrows(allowed, xs.shape[1:], steps=True)
+    return unit * np.abs(exact) + allowed
+
+
+def _unrows(a, shape, steps=False):
+    """Inverse of _module_rows for one step (shape (N, C, *)), or for all steps."""
+    n, c, spatial = shape[0], shape[1], tuple(shape[2:])
+    lead = (a.shape[0],) if steps else ()
+    return np.moveaxis(np.asarray(a).reshape(lead + (n,) + spatial + (c,)), -1, len(lead) + 1)
+
+
+def _judge_module(piece, out, exact, case):
+    torch_name = f"torch.nn.{piece}"
+    if not isinstance(out, dict) or any(k not in out for k in MODULE_OUTPUTS):
+        raise Failure(f"{piece}'s answers are incomplete; got {_describe(out)}", case, "type")
+    for name in MODULE_OUTPUTS:
+        got, want = out[name], exact[name]
+        is_text = [np.asarray(v).dtype == np.uint8 for v in (got, want)]
+        if any(is_text):
+            mine = _untext(got) if is_text[0] else "a result"
+            theirs = _untext(want) if is_text[1] else "a result"
+            if mine != theirs:
+                what = {"layout": "parameters and buffers", "errors": "errors for bad input"}.get(name, name)
+                raise Failure(f"your module's {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
+                              f"  torch's: {theirs}", case, name)
+            continue
+        compare(name, got, want, _module_allowed(case, _f64(want), name, UNIT[np.dtype(case.dtype)],
+                                                 {k: _f64(v) if np.asarray(v).dtype != np.uint8 else v
+                                                  for k, v in exact.items()}), case)
+
+
+def _trusted_function():
+    """BatchNormFunction in torch ops, trusted: a module is judged with it in place of the
+    learner's own, so a mistake in the Function does not cost the modules their points."""
+    import torch
+
+    class BatchNormFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight, bias, eps):
+            x64 = x.double()
+            mean = x64.mean(dim=0)
+            inv_std = 1 / torch.sqrt(((x64 - mean) ** 2).mean(dim=0) + eps)
+            x_hat = (x64 - mean) * inv_std
+            ctx.save_for_backward(x_hat, weight.double(), inv_std)
+            ctx.dtype = x.dtype
+            return (weight.double() * x_hat + bias.double()).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x_hat, weight, inv_std = ctx.saved_tensors
+            dy = dy.double()
+            dx = weight * inv_std * (dy - dy.mean(dim=0) - x_hat * (dy * x_hat).mean(dim=0))
+            return (dx.to(ctx.dtype), (dy * x_hat).sum(dim=0).to(ctx.dtype), dy.sum(dim=0).to(ctx.dtype), None)
+    return BatchNormFunction
+
+
+TRUSTED_CLASSES = {"BatchNormFunction": _trusted_function}

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from bncourse.judge import EXACT_STEPS as EXACT, Formula, forward_cache, run_steps
+from bncourse.judge import EXACT_STEPS as EXACT, Formula, forward_cache, run_gradient_norms, run_module, run_steps
 
 
 @dataclass(frozen=True)
@@ -506,3 +506,431 @@ CATALOGUE.update({
 def diagnose(piece, fn):
     """The known mistakes that fn reproduces, most specific first."""
     return [m for m in CATALOGUE.get(piece, []) if m.probe(fn)]
+
+
+# ---------------------------------------------------------------- lessons 00 and 06
+
+A_PROBE = np.random.default_rng(11).normal(0.5, 2.0, (5, 3))  # 15 values: ddof and percentile methods differ
+MEANS_PROBE = np.random.default_rng(12).normal(0, 2, (5, 3))
+STDS_PROBE = np.random.default_rng(13).uniform(0.2, 3.0, (5, 3))
+
+
+def _summary(a, ddof=0, method="linear", median_for_mean=False):
+    a = np.asarray(a, np.float64)
+    centre = np.median(a) if median_for_mean else a.mean()
+    return np.array([centre, a.std(ddof=ddof), *np.percentile(a, [15, 50, 85], method=method)])
+
+
+MLP_X = np.random.default_rng(14).normal(0, 1, (6, 3))
+MLP_PARAMS = {"w0": np.random.default_rng(15).normal(0, 0.9, (4, 3)), "b0": np.array([0.2, -0.1, 0.4, 0.0]),
+              "w1": np.random.default_rng(16).normal(0, 0.9, (5, 4)), "b1": np.array([0.1, 0.3, -0.2, 0.0, 0.5]),
+              "w2": np.random.default_rng(17).normal(0, 0.9, (2, 5)), "b2": np.array([-0.3, 0.2])}
+
+
+def _mlp_values(x, params, batchnorm=False, what="inputs", eval_mode=False):
+    """What a mistaken recorder would return for judge.torch_mlp(params) (tanh, BatchNorm with
+    its initial weight 1 and bias 0): each Linear's inputs or outputs."""
+    count = len([k for k in params if k.startswith("w")])
+    h, ins, outs = np.asarray(x, np.float64), [], []
+    for k in range(count):
+        ins.append(h)
+        z = h @ params[f"w{k}"].T + params[f"b{k}"]
+        outs.append(z)
+        if k < count - 1:
+            if batchnorm:
+                z = z / np.sqrt(1 + 1e-5) if eval_mode else _normalised(z, 0)
+            h = np.tanh(z)
+    return (0,) + tuple(outs if what == "outputs" else ins)
+
+
+def _recorded(k):
+    return lambda out: out[k] if isinstance(out, (tuple, list)) and len(out) > k else None
+
+
+LRS = np.array([0.3, 0.01, 3.0, 0.1, 1.0, 0.03])
+LOSSES = np.array([0.4, 1.2, 0.9, 0.2, np.nan, 0.8])  # 1.0 diverged, yet 3.0 ended below the start
+LOSSES_ABOVE_START = np.array([0.4, 1.2, 2.5, 0.2, np.nan, 0.8])
+START = 2.3
+
+
+def _first_failure(lrs, losses, start):
+    """The rate before the first failure, going up the sorted grid."""
+    last = 0.0
+    for k in np.argsort(lrs):
+        if not losses[k] < start:
+            break
+        last = lrs[k]
+    return last
+G0 = np.random.default_rng(18).normal(0, 1, 6)
+ETAS = np.array([0.01, 0.1, 1.0])
+GS = G0 + np.random.default_rng(19).normal(0, 1, (3, 6)) * np.array([[0.05], [0.2], [0.5]])
+NOISE_X = np.random.default_rng(20).normal(1.0, 2.0, (23, 3))
+
+
+def _smooth(g0, gs, etas, eta=True, g_norm=True, reduce=np.max, squared=False):
+    change = np.linalg.norm(gs - g0, axis=1) ** (2 if squared else 1)
+    return reduce(change / ((etas if eta else 1.0) * (np.linalg.norm(g0) if g_norm else 1.0)))
+
+
+def _noise(x, b, remainder=False, ddof=0, reduce=np.mean):
+    starts = range(0, len(x), b) if remainder else range(0, len(x) - b + 1, b)
+    means = np.array([x[s:s + b].mean(axis=0) for s in starts])
+    return reduce(means.std(axis=0, ddof=ddof))
+
+
+CATALOGUE.update({
+    "activation_summary": [
+        Misconception("unbiased", "your standard deviation divides by n-1 (ddof=1); summarise the values "
+                      "you have as they are: the biased std, np.std's default",
+                      like(lambda a: _summary(a, ddof=1), A_PROBE)),
+        Misconception("per_feature", "you summarised each feature (column) separately; the summary is over "
+                      "all the layer's values at once: five numbers",
+                      like(lambda a: a.mean(axis=0), A_PROBE, output=lambda out: np.asarray(out).reshape(-1)[:3]
+                           if out is not None and np.size(out) == 15 else None)),
+        Misconception("percentile_method", "your percentiles are not np.percentile's default linear "
+                      "interpolation (e.g. nearest value, or a fraction like 0.15 where percentiles take 15)",
+                      like(lambda a: _summary(a, method="nearest"), A_PROBE)),
+        Misconception("median_for_mean", "the first number is the median; it should be the mean",
+                      like(lambda a: _summary(a, median_for_mean=True), A_PROBE)),
+    ],
+    "record_layer_inputs": [
+        Misconception("outputs", "you recorded each Linear's output; the hook's second argument holds "
+                      "its inputs (a tuple: args[0] is x)",
+                      like(lambda x, p: _mlp_values(x, p, what="outputs")[1], MLP_X, MLP_PARAMS,
+                           output=_recorded(1))),
+        Misconception("top_level", "you only looked at the model's top-level children; the Linear layers "
+                      "sit inside nested blocks: iterate over model.modules()",
+                      like(lambda x, p: _mlp_values(x, p)[-1], MLP_X, MLP_PARAMS,
+                           output=lambda out: out[1] if isinstance(out, (tuple, list)) and len(out) == 2 else None)),
+        Misconception("eval_mode", "you switched the model to eval mode; record it in the mode it is in "
+                      "(with BatchNorm in train mode, eval mode changes what the later layers receive)",
+                      like(lambda x, p, batchnorm: _mlp_values(x, p, True, eval_mode=True)[2], MLP_X, MLP_PARAMS,
+                           batchnorm=True, output=_recorded(2))),
+    ],
+    "shift_per_step": [
+        Misconception("later_std", "you divided by the later checkpoint's std; measure the move in units "
+                      "of the spread before it, stds[t] (stds[:-1])",
+                      like(lambda m, s: np.abs(np.diff(m, axis=0)) / s[1:], MEANS_PROBE, STDS_PROBE)),
+        Misconception("signed", "your shifts keep their sign; take the absolute value of the change",
+                      like(lambda m, s: np.diff(m, axis=0) / s[:-1], MEANS_PROBE, STDS_PROBE)),
+        Misconception("not_scaled", "you did not divide by the std: the shift is measured in units of the "
+                      "layer's own spread", like(lambda m, s: np.abs(np.diff(m, axis=0)), MEANS_PROBE, STDS_PROBE)),
+    ],
+    "largest_stable_lr": [
+        Misconception("first_failure", "you stopped at the first rate that failed; a larger rate can still "
+                      "train (training is noisy), so keep every rate whose loss is finite and below the "
+                      "start and take the largest", like(_first_failure, LRS, LOSSES, START)),
+        Misconception("best_loss", "you returned the rate with the lowest final loss; the question is the "
+                      "largest rate that still trained",
+                      like(lambda lrs, f, s: lrs[np.nanargmin(f)], LRS, LOSSES, START)),
+        Misconception("assumes_sorted", "you took the last rate that trained in the order given; the rates "
+                      "come in any order: take the largest",
+                      like(lambda lrs, f, s: [r for r, v in zip(lrs, f) if v < s][-1], LRS, LOSSES, START)),
+        Misconception("ignores_start", "you only checked that the loss is finite; a rate trained only if "
+                      "its final loss is below the starting loss",
+                      like(lambda lrs, f, s: lrs[np.isfinite(f)].max(), LRS, LOSSES_ABOVE_START, START)),
+    ],
+    "effective_smoothness": [
+        Misconception("no_eta", "you did not divide by the step size eta: the change of gradient is per "
+                      "unit of distance moved, eta * ||g0||", like(lambda *a: _smooth(*a, eta=False), G0, GS, ETAS)),
+        Misconception("no_g_norm", "you divided by eta but not by ||g0||: the step w - eta * g0 moves a "
+                      "distance eta * ||g0||", like(lambda *a: _smooth(*a, g_norm=False), G0, GS, ETAS)),
+        Misconception("mean_not_max", "you averaged over the step sizes; take the largest ratio (max)",
+                      like(lambda *a: _smooth(*a, reduce=np.mean), G0, GS, ETAS)),
+        Misconception("squared", "you used the squared norm of the gradient change; use the norm itself",
+                      like(lambda *a: _smooth(*a, squared=True), G0, GS, ETAS)),
+    ],
+    "batch_mean_noise": [
+        Misconception("remainder", "you kept the last, smaller batch; drop the remainder (N // B full "
+                      "batches of B rows)", like(lambda x, b: _noise(x, b, remainder=True), NOISE_X, 5)),
+        Misconception("unbiased", "you used the unbiased std (ddof=1) of the batch means; use ddof=0",
+                      like(lambda x, b: _noise(x, b, ddof=1), NOISE_X, 5)),
+        Misconception("theory", "you returned the textbook value std(x) / sqrt(B); measure it: split x into "
+                      "batches and take the std of their means",
+                      like(lambda x, b: float((x.std(axis=0) / np.sqrt(b)).mean()), NOISE_X, 5)),
+        Misconception("max_not_mean", "you took the largest std over the features; average it over them",
+                      like(lambda x, b: _noise(x, b, reduce=np.max), NOISE_X, 5)),
+    ],
+})
+
+
+def _norms_like(mistake, batchnorm=False):
+    """gradient_norms written with a mistake, run on the probe MLP as the grader runs it."""
+    import torch
+    import torch.nn.functional as F
+
+    def norms(model, x, y):
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        if mistake == "eval_mode":
+            model.eval()
+        if mistake != "no_zero_grad":
+            model.zero_grad()
+        F.cross_entropy(model(x), y, reduction="sum" if mistake == "sum_loss" else "mean").backward()
+        if mistake == "includes_bias":
+            return np.array([torch.cat([m.weight.grad.reshape(-1), m.bias.grad]).norm().item() for m in linears])
+        power = 2 if mistake == "squared" else 1
+        return np.array([m.weight.grad.norm().item() ** power for m in linears])
+    wrong = run_gradient_norms(norms)
+    labels = np.array([0, 1, 1, 0, 1, 0])
+    kwargs = {"batchnorm": True} if batchnorm else {}
+    return like(lambda *a, **k: wrong(*a, **k)[0], MLP_X, labels, MLP_PARAMS, output=_out(0), **kwargs)
+
+
+def _stepped(fn):
+    """Did fn change the model's parameters (e.g. an optimiser step)?"""
+    out = _run(fn, MLP_X, np.array([0, 1, 1, 0, 1, 0]), MLP_PARAMS)
+    try:
+        return float(np.asarray(out[1])) > 0
+    except Exception:
+        return False
+
+
+_stepped.calls = [((MLP_X, np.array([0, 1, 1, 0, 1, 0]), MLP_PARAMS), {})]
+
+CATALOGUE["gradient_norms"] = [
+    Misconception("no_zero_grad", "the gradients already in .grad leaked into yours: call model.zero_grad() "
+                  "before backward() (backward adds to .grad)", _norms_like("no_zero_grad")),
+    Misconception("includes_bias", "you included the bias in each layer's norm; measure the weight's "
+                  "gradient only (m.weight.grad)", _norms_like("includes_bias")),
+    Misconception("sum_loss", "your loss sums over the batch; F.cross_entropy's default is the mean",
+                  _norms_like("sum_loss")),
+    Misconception("squared", "you returned squared norms; return the norm itself", _norms_like("squared")),
+    Misconception("eval_mode", "you switched the model to eval mode; measure it in the mode it is in "
+                  "(BatchNorm in train mode normalises with the batch's statistics)",
+                  _norms_like("eval_mode", batchnorm=True)),
+    Misconception("stepped", "you changed the model's parameters (an optimiser step?); only measure the "
+                  "gradients", _stepped),
+]
+
+
+# ---------------------------------------------------------------- lesson 05
+
+FN_ARGS = (X, GAMMA, BETA, DOUT)
+
+
+def _function_like(wrong_dx=None, unbiased=False):
+    def wrong(x, g, b, d, eps=1e-5):
+        y = _bn(x, g, b, eps, ddof=1 if unbiased else 0)
+        return y if wrong_dx is None else wrong_dx(d, forward_cache(x, g, b, eps))
+    return like(wrong, *FN_ARGS, eps=EPS, output=_out(0 if wrong_dx is None else 1))
+
+
+CATALOGUE["BatchNormFunction"] = [
+    Misconception("unbiased", "your forward pass normalises with the unbiased variance (N-1); BatchNorm "
+                  "uses the biased batch variance", _function_like(unbiased=True)),
+    Misconception("direct_path_only", "your backward treats the batch mean and variance as constants "
+                  "(dx = weight * dy / sqrt(var + eps)); add the paths through the mean and the variance",
+                  _function_like(lambda d, c: _dx(d, c, sum_term=False, x_hat_term=False))),
+    Misconception("no_mean_term", "your backward's dx drops the mean term: subtract dy.mean(dim=0)",
+                  _function_like(lambda d, c: _dx(d, c, sum_term=False))),
+    Misconception("no_variance_term", "your backward's dx drops the variance term: subtract "
+                  "x_hat * (dy * x_hat).mean(dim=0)", _function_like(lambda d, c: _dx(d, c, x_hat_term=False))),
+    Misconception("n_minus_1", "your backward uses N-1 where the biased variance's derivative has N",
+                  _function_like(lambda d, c: _dx(d, c, n_minus_1=True))),
+    Misconception("no_gamma", "your backward's dx is missing the factor weight (gamma)",
+                  _function_like(lambda d, c: _dx(d, c, gamma=False))),
+]
+
+
+def _mistaken_module(piece, **mistake):
+    """A BatchNorm module with one of the classic mistakes (torch ops, after torch's design)."""
+    import torch
+    from bncourse.judge import TRUSTED_CLASSES
+    function = TRUSTED_CLASSES["BatchNormFunction"]()
+    flag = mistake.get
+
+    class Mistaken(torch.nn.Module):
+        def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                     device=None, dtype=None):
+            super().__init__()
+            self.num_features, self.eps, self.momentum = num_features, eps, momentum
+            self.affine, self.track_running_stats = affine, track_running_stats
+            kw = {"dtype": dtype}
+            params = affine or flag("affine_false_params")
+            self.register_parameter("weight", torch.nn.Parameter(torch.ones(num_features, **kw)) if params else None)
+            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if params else None)
+            if not params:
+                pass
+            tracked = track_running_stats or flag("ignores_tracking")
+            values = {"running_mean": torch.zeros(num_features, **kw),
+                      "running_var": torch.zeros(num_features, **kw) if flag("var_init_zero")
+                      else torch.ones(num_features, **kw),
+                      "num_batches_tracked": torch.tensor(0, dtype=torch.float32 if flag("float_count") else torch.long)}
+            for name, value in values.items():
+                if flag("buffers_as_parameters") and name != "num_batches_tracked" and tracked:
+                    self.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
+                else:
+                    self.register_buffer(name, value if tracked else None)
+            self.tracked = tracked
+
+        def reset_running_stats(self):
+            if self.tracked:
+                with torch.no_grad():
+                    self.running_mean.zero_()
+                    self.running_var.fill_(1)
+                    if not flag("reset_keeps_count"):
+                        self.num_batches_tracked.zero_()
+
+        def forward(self, x):
+            dims = (4,) if piece == "BatchNorm2d" else (2, 3)
+            if x.dim() not in dims and not flag("no_dim_check"):
+                raise ValueError(f"expected {' or '.join(f'{d}D' for d in dims)} input (got {x.dim()}D input)")
+            c = self.num_features
+            moved = x.movedim(1, -1)
+            rows = moved.reshape(-1, c)
+            batch = (self.training or not self.tracked or flag("eval_batch_stats"))
+            if batch and rows.shape[0] == 1 and not flag("no_single_value_error"):
+                raise ValueError("Expected more than 1 value per channel when training")
+            ones = torch.ones(c, dtype=x.dtype)
+            weight = self.weight if self.affine else ones
+            bias = self.bias if self.affine else torch.zeros_like(ones)
+            if (self.training or flag("updates_in_eval")) and self.tracked:
+                if not flag("not_counted"):
+                    self.num_batches_tracked += 1
+                m = self.momentum
+                if m is None:
+                    m = 0.1 if flag("momentum_none_as_01") else 1.0 / float(max(self.num_batches_tracked, 1))
+                if rows.shape[0] > 0:
+                    with torch.no_grad():
+                        n = x.shape[0] if flag("bessel_batch_n") else rows.shape[0]
+                        var = rows.var(dim=0, unbiased=False)
+                        var = var if flag("biased_running_var") else var * n / max(n - 1, 1)
+                        self.running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))
+                        self.running_var.mul_(1 - m).add_(m * var)
+            if batch and flag("per_pixel") and x.dim() > 2:  # one column per (channel, position)
+                per = x[0].numel() // c
+                return function.apply(x.reshape(x.shape[0], -1), weight.repeat_interleave(per),
+                                      bias.repeat_interleave(per), self.eps).reshape(x.shape)
+            if batch:
+                out = function.apply(rows, weight, bias, self.eps)
+            else:
+                out = weight * (rows - self.running_mean) / torch.sqrt(self.running_var + self.eps) + bias
+            return out.reshape(moved.shape).movedim(-1, 1)
+    Mistaken.__name__ = piece
+    return Mistaken
+
+
+def _module_args(piece, n=4, c=3):
+    rng = np.random.default_rng(21)
+    spatial = (2, 3) if piece == "BatchNorm2d" else (2,)
+    xs = rng.normal(0, 1, (4, n, c) + spatial) * rng.uniform(0.5, 3, (1, 1, c) + (1,) * len(spatial)) \
+        + rng.normal(0, 2, (1, 1, c) + (1,) * len(spatial))
+    training = np.array([True, True, False, True])
+    douts = rng.normal(0, 1, xs.shape)
+    state = {"weight": GAMMA[:c], "bias": BETA[:c], "running_mean": MEAN[:c], "running_var": VAR[:c] + 1,
+             "num_batches_tracked": np.array(7)}
+    return (xs, training, douts, GAMMA[:c], BETA[:c], state)
+
+
+def _module_like(piece, key, config=None, **mistake):
+    """Probe: does the module answer `key` as the module with this mistake does?"""
+    config = dict(config or {})
+    args = _module_args(piece)
+    if config.get("affine") is False:
+        args = args[:3] + (np.zeros(0), np.zeros(0), {k: v for k, v in args[5].items() if k not in ("weight", "bias")})
+    if config.get("track_running_stats") is False:
+        args = args[:5] + ({k: v for k, v in args[5].items() if k in ("weight", "bias")},)
+
+    def wrong(*a, **k):
+        return run_module(_mistaken_module(piece, **mistake), exact=True, piece=piece)(*a, **k)
+
+    def pick(out):
+        if not isinstance(out, dict) or key not in out:
+            return None
+        value = np.asarray(out[key])
+        return bytes(value).decode(errors="replace") if value.dtype == np.uint8 else value
+
+    def probe(fn):
+        got, bad = pick(_run(fn, *args, **config)), pick(wrong(*args, **config))
+        if isinstance(bad, str) or isinstance(got, str):
+            return got == bad
+        return _same(got, bad)
+    probe.calls = [(args, config)]
+    return probe
+
+
+def _layout_probe(piece, predicate, config=None):
+    """Probe: does the module's layout (parameters; buffers; ...) show the mistake?"""
+    args = _module_args(piece)
+
+    def probe(fn):
+        out = _run(fn, *args, **(config or {}))
+        if not isinstance(out, dict) or "layout" not in out:
+            return False
+        return predicate(bytes(np.asarray(out["layout"], np.uint8)).decode(errors="replace"))
+    probe.calls = [(args, config or {})]
+    return probe
+
+
+def _crash_probe(piece, config, phrase):
+    """Probe: does the module crash with `phrase` in the error under this configuration?"""
+    args = _module_args(piece)
+    args = args[:5] + ({k: v for k, v in args[5].items() if k in ("weight", "bias")},)
+
+    def probe(fn):
+        try:
+            fn(*[np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args], **config)
+        except Exception as e:
+            return phrase in str(e)
+        return False
+    probe.calls = [(args, config)]
+    return probe
+
+
+def _module_mistakes(piece):
+    m = [
+        Misconception("buffers_as_parameters", "running statistics are parameters in your module; they are "
+                      "state, not learned: register_buffer them (optimisers must not see them, state_dict and "
+                      ".to() must)", _layout_probe(piece, lambda text: "running_" in text.split(";")[0])),
+        Misconception("float_count", "num_batches_tracked must be an int64 tensor, torch.tensor(0, "
+                      "dtype=torch.long), whatever the module's dtype", _module_like(piece, "layout", float_count=True)),
+        Misconception("affine_false_params", "with affine=False torch has no weight and bias: "
+                      "register_parameter('weight', None) (and 'bias'), do not create fixed ones",
+                      _module_like(piece, "layout", {"affine": False}, affine_false_params=True)),
+        Misconception("ignores_tracking", "with track_running_stats=False there are no running statistics: "
+                      "register the three buffers as None, and normalise with the batch's statistics in "
+                      "eval mode too", _module_like(piece, "layout", {"track_running_stats": False},
+                                                     ignores_tracking=True)),
+        Misconception("not_counted", "num_batches_tracked does not count the training batches: add 1 for "
+                      "each one", _module_like(piece, "num_batches_tracked", not_counted=True)),
+        Misconception("momentum_none_as_01", "with momentum=None your running statistics still use 0.1; "
+                      "None means a cumulative average, weight 1 / num_batches_tracked (counted first)",
+                      _module_like(piece, "running_mean", {"momentum": None}, momentum_none_as_01=True)),
+        Misconception("updates_in_eval", "your module updates the running statistics in eval mode; "
+                      "evaluation must leave them alone", _module_like(piece, "running_mean", updates_in_eval=True)),
+        Misconception("eval_batch_stats", "in eval mode your module normalises with the batch's statistics; "
+                      "with tracking on, eval uses running_mean and running_var",
+                      _module_like(piece, "y", eval_batch_stats=True)),
+        Misconception("biased_running_var", "running_var takes the *unbiased* batch variance in torch "
+                      "(divide by n - 1, n the values per channel)",
+                      _module_like(piece, "running_var", biased_running_var=True)),
+        Misconception("var_init_zero", "running_var starts at 1, not 0", _module_like(piece, "running_var",
+                                                                                   var_init_zero=True)),
+        Misconception("eval_ignores_tracking", "with track_running_stats=False the running statistics are "
+                      "None, so eval mode cannot use them: normalise with the batch's statistics whenever "
+                      "self.training or not self.track_running_stats",
+                      _crash_probe(piece, {"track_running_stats": False}, "NoneType")),
+        Misconception("reset_keeps_count", "reset_running_stats() must also set num_batches_tracked back to 0",
+                      _module_like(piece, "after reset_running_stats()", reset_keeps_count=True)),
+        Misconception("no_single_value_error", "a batch with one value per channel cannot be normalised in "
+                      "training: raise ValueError('Expected more than 1 value per channel when training, ...') "
+                      "as torch does", _module_like(piece, "errors", no_single_value_error=True)),
+        Misconception("no_dim_check", "your _check_input_dim accepts inputs of the wrong number of "
+                      "dimensions; raise ValueError as torch does", _module_like(piece, "errors", no_dim_check=True)),
+    ]
+    if piece == "BatchNorm2d":
+        m.insert(0, Misconception("per_pixel", "you normalised every (channel, pixel) position on its own, "
+                                  "over the batch only; BatchNorm2d keeps one mean and variance per channel, "
+                                  "over N * H * W values", _module_like(piece, "y", per_pixel=True)))
+        m.insert(1, Misconception("bessel_batch_n", "your unbiased running_var uses n = N (the batch size); "
+                                  "each channel's statistics come from n = N * H * W values, so the factor is "
+                                  "n / (n - 1) with that n", _module_like(piece, "running_var", bessel_batch_n=True)))
+    else:
+        m.insert(0, Misconception("per_position", "for (N, C, L) input you normalised every (channel, position) "
+                                  "on its own; BatchNorm1d keeps one mean and variance per channel over N * L",
+                                  _module_like(piece, "y", per_pixel=True)))
+    return m
+
+
+CATALOGUE["BatchNorm1d"] = _module_mistakes("BatchNorm1d")
+CATALOGUE["BatchNorm2d"] = _module_mistakes("BatchNorm2d")

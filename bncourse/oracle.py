@@ -184,16 +184,110 @@ def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=
         return bn(layer(_t(x))).numpy()
 
 
+# ---------------------------------------------------------------- lessons 00 and 06
+
+def _t64(a):
+    return torch.as_tensor(np.asarray(a, np.float64))
+
+
+def activation_summary(a):
+    t = _t64(a).reshape(-1)
+    quantiles = torch.quantile(t, torch.tensor([0.15, 0.5, 0.85], dtype=torch.float64))  # linear, as numpy
+    return torch.cat([t.mean()[None], t.std(correction=0)[None], quantiles]).numpy()
+
+
+def shift_per_step(means, stds):
+    return (torch.diff(_t64(means), dim=0).abs() / _t64(stds)[:-1]).numpy()
+
+
+def largest_stable_lr(lrs, final_losses, start_loss):
+    lrs, losses = _t64(lrs), _t64(final_losses)
+    trained = torch.isfinite(losses) & (losses < start_loss)
+    return float(lrs[trained].max()) if bool(trained.any()) else 0.0
+
+
+def effective_smoothness(g0, gs, etas):
+    g0, gs = _t64(g0), _t64(gs)
+    return float((torch.linalg.vector_norm(gs - g0, dim=1) / (_t64(etas) * torch.linalg.vector_norm(g0))).max())
+
+
+def batch_mean_noise(x, batch_size):
+    x = _t64(x)
+    count = x.shape[0] // batch_size
+    means = x[:count * batch_size].reshape(count, batch_size, -1).mean(dim=1)
+    return float(means.std(dim=0, correction=0).mean())
+
+
+def _float64_params(params):
+    return {k: np.asarray(v, np.float64) for k, v in params.items()}
+
+
+def _inputs_by_hooks(model, x):
+    inputs = []
+    handles = [m.register_forward_hook(lambda m, args, out: inputs.append(args[0].detach().numpy().copy()))
+               for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return inputs
+
+
+@_uses_torch_kernels
+def record_layer_inputs(x, params, batchnorm=False):
+    return judge.run_recorder(_inputs_by_hooks)(np.asarray(x, np.float64), _float64_params(params), batchnorm)
+
+
+def _autograd_norms(model, x, y):
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), [m.weight for m in linears])
+    return np.array([float(torch.linalg.matrix_norm(g)) for g in grads])
+
+
+@_uses_torch_kernels
+def gradient_norms(x, labels, params, batchnorm=False):
+    return judge.run_gradient_norms(_autograd_norms)(np.asarray(x, np.float64), labels,
+                                                     _float64_params(params), batchnorm)
+
+
+# ---------------------------------------------------------------- lesson 05
+
+@_uses_torch_kernels
+def BatchNormFunction(x, weight, bias, dout, eps=1e-5):
+    x, weight, bias = (_t(a).requires_grad_() for a in (x, weight, bias))
+    y = F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+    y.backward(_t(dout))
+    return y.detach().numpy(), x.grad.numpy(), weight.grad.numpy(), bias.grad.numpy()
+
+
+@_uses_torch_kernels
+def BatchNorm1d(*args, **kwargs):
+    return judge.run_module(torch.nn.BatchNorm1d, exact=True, piece="BatchNorm1d")(*args, **kwargs)
+
+
+@_uses_torch_kernels
+def BatchNorm2d(*args, **kwargs):
+    return judge.run_module(torch.nn.BatchNorm2d, exact=True, piece="BatchNorm2d")(*args, **kwargs)
+
+
 PIECES = {f.__name__: f for f in (
+    activation_summary, record_layer_inputs, shift_per_step,
     batch_mean, batch_variance, normalise, scale_and_shift, batchnorm_forward,
     batchnorm_backward_staged, batchnorm_backward, numerical_gradient,
     update_running_stats, batchnorm_inference, update_running_stats_torch, init_running_stats,
-    batchnorm_layer_forward, layer_norm, group_norm, fold_batchnorm)}
+    batchnorm_layer_forward, BatchNormFunction, BatchNorm1d, BatchNorm2d,
+    largest_stable_lr, gradient_norms, effective_smoothness, batch_mean_noise,
+    layer_norm, group_norm, fold_batchnorm)}
 # What each piece's answers are compared with, as the messages say it.
-NAMES = {piece: "torch.autograd" if piece in judge.BACKWARD + ("numerical_gradient",)
+NAMES = {piece: "torch.autograd" if piece in judge.BACKWARD + ("numerical_gradient", "BatchNormFunction",
+                                                                "gradient_norms")
          else "torch.nn.BatchNorm1d" for piece in PIECES}
 NAMES.update(layer_norm="torch.nn.LayerNorm", group_norm="torch.nn.GroupNorm",
-             fold_batchnorm="torch's layer followed by its BatchNorm in eval mode")
+             fold_batchnorm="torch's layer followed by its BatchNorm in eval mode",
+             BatchNorm1d="torch.nn.BatchNorm1d", BatchNorm2d="torch.nn.BatchNorm2d",
+             activation_summary="torch (mean, std, quantile)", record_layer_inputs="torch forward hooks",
+             shift_per_step="torch", largest_stable_lr="torch", effective_smoothness="torch.linalg",
+             batch_mean_noise="torch")
 
 
 def expected(piece):

@@ -24,6 +24,16 @@ LESSON_OF = {
     "layer_norm": "07_placement_and_alternatives",
     "group_norm": "07_placement_and_alternatives",
     "fold_batchnorm": "07_placement_and_alternatives",
+    "activation_summary": "00_internal_covariate_shift",
+    "record_layer_inputs": "00_internal_covariate_shift",
+    "shift_per_step": "00_internal_covariate_shift",
+    "BatchNormFunction": "05_batchnorm_module",
+    "BatchNorm1d": "05_batchnorm_module",
+    "BatchNorm2d": "05_batchnorm_module",
+    "largest_stable_lr": "06_why_batchnorm_works",
+    "gradient_norms": "06_why_batchnorm_works",
+    "effective_smoothness": "06_why_batchnorm_works",
+    "batch_mean_noise": "06_why_batchnorm_works",
 }
 
 
@@ -33,6 +43,7 @@ class Mutant:
     piece: str
     source: str
     expect: str  # misconception name, or a phrase the message must contain
+    also: tuple = ()  # pieces built on the same code, which lose their points too (a shared base class)
 
     @property
     def lesson(self):
@@ -232,6 +243,13 @@ SIGNATURES = {
     "layer_norm": "layer_norm(x, gamma, beta, eps=1e-5)",
     "group_norm": "group_norm(x, num_groups, gamma, beta, eps=1e-5)",
     "fold_batchnorm": "fold_batchnorm(layer, bn)",
+    "activation_summary": "activation_summary(a)",
+    "record_layer_inputs": "record_layer_inputs(model, x)",
+    "shift_per_step": "shift_per_step(means, stds)",
+    "largest_stable_lr": "largest_stable_lr(lrs, final_losses, start_loss)",
+    "gradient_norms": "gradient_norms(model, x, y)",
+    "effective_smoothness": "effective_smoothness(g0, gs, etas)",
+    "batch_mean_noise": "batch_mean_noise(x, batch_size)",
 }
 
 
@@ -552,6 +570,315 @@ return y"""),
 VARIANTS["swapped_backward"] = {}
 for _name, _sources in _LESSONS_34.items():
     VARIANTS[_name].update(_sources)
+
+
+# ---------------------------------------------------------------- lessons 00 and 06
+
+SUMMARY = """
+a = np.asarray(a, dtype=np.float64)
+return np.array([a.mean(), a.std(), *np.percentile(a, [15, 50, 85])])"""
+RECORD = """
+import torch
+inputs, handles = [], []
+
+def hook(module, args, output):
+    inputs.append(args[0].detach().numpy().copy())
+
+for module in model.modules():
+    if isinstance(module, torch.nn.Linear):
+        handles.append(module.register_forward_hook(hook))
+try:
+    with torch.no_grad():
+        model(x)
+finally:
+    for handle in handles:
+        handle.remove()
+return inputs"""
+SHIFT = "return np.abs(np.diff(means, axis=0)) / stds[:-1]"
+STABLE = """
+lrs, final_losses = np.asarray(lrs, dtype=float), np.asarray(final_losses, dtype=float)
+trained = np.isfinite(final_losses) & (final_losses < start_loss)
+return float(lrs[trained].max()) if trained.any() else 0.0"""
+NORMS = """
+import torch
+import torch.nn.functional as F
+linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+model.zero_grad()
+F.cross_entropy(model(x), y).backward()
+return np.array([m.weight.grad.norm().item() for m in linears])"""
+SMOOTH = """
+distance = np.asarray(etas) * np.linalg.norm(g0)
+return float(np.max(np.linalg.norm(gs - g0, axis=1) / distance))"""
+NOISE = """
+batches = len(x) // batch_size
+means = x[:batches * batch_size].reshape(batches, batch_size, -1).mean(axis=1)
+return float(means.std(axis=0).mean())"""
+
+MUTANTS += [
+    Mutant("summary_unbiased", "activation_summary", _def("activation_summary", _edit(SUMMARY, "a.std()", "a.std(ddof=1)")),
+           "unbiased"),
+    Mutant("summary_nearest", "activation_summary", _def("activation_summary", _edit(
+        SUMMARY, "np.percentile(a, [15, 50, 85])", "np.percentile(a, [15, 50, 85], method='nearest')")),
+           "percentile_method"),
+    Mutant("summary_median", "activation_summary", _def("activation_summary", _edit(SUMMARY, "a.mean()", "np.median(a)")),
+           "median_for_mean"),
+    Mutant("record_outputs", "record_layer_inputs", _def("record_layer_inputs", _edit(
+        RECORD, "inputs.append(args[0].detach()", "inputs.append(output.detach()")), "outputs"),
+    Mutant("record_top_level", "record_layer_inputs", _def("record_layer_inputs", _edit(
+        RECORD, "model.modules()", "model.children()")), "top_level"),
+    Mutant("record_keeps_hooks", "record_layer_inputs", _def("record_layer_inputs", _edit(
+        RECORD, "        handle.remove()", "        pass")), "still registered"),
+    Mutant("record_in_eval", "record_layer_inputs", _def("record_layer_inputs", _edit(
+        RECORD, "try:\n", "model.eval()\ntry:\n")), "eval_mode"),
+    Mutant("shift_later_std", "shift_per_step", _def("shift_per_step", _edit(SHIFT, "stds[:-1]", "stds[1:]")),
+           "later_std"),
+    Mutant("shift_signed", "shift_per_step", _def("shift_per_step", _edit(SHIFT, "np.abs(np.diff(means, axis=0))",
+                                                                         "np.diff(means, axis=0)")), "signed"),
+    Mutant("stable_first_failure", "largest_stable_lr", _def("largest_stable_lr", """
+best = 0.0
+for k in np.argsort(lrs):
+    if not final_losses[k] < start_loss:
+        break
+    best = float(lrs[k])
+return best"""), "first_failure"),
+    Mutant("stable_ignores_start", "largest_stable_lr", _def("largest_stable_lr", _edit(
+        STABLE, " & (final_losses < start_loss)", "")), "ignores_start"),
+    Mutant("norms_no_zero_grad", "gradient_norms", _def("gradient_norms", _edit(NORMS, "model.zero_grad()\n", "")),
+           "no_zero_grad"),
+    Mutant("norms_with_bias", "gradient_norms", _def("gradient_norms", _edit(
+        NORMS, "m.weight.grad.norm().item()", "torch.cat([m.weight.grad.flatten(), m.bias.grad]).norm().item()")),
+           "includes_bias"),
+    Mutant("norms_sum_loss", "gradient_norms", _def("gradient_norms", _edit(
+        NORMS, "F.cross_entropy(model(x), y)", "F.cross_entropy(model(x), y, reduction='sum')")), "sum_loss"),
+    Mutant("norms_step", "gradient_norms", _def("gradient_norms", _edit(
+        NORMS, "return np.array", "torch.optim.SGD(model.parameters(), lr=0.1).step()\nreturn np.array")), "stepped"),
+    Mutant("smooth_no_eta", "effective_smoothness", _def("effective_smoothness", _edit(
+        SMOOTH, "np.asarray(etas) * np.linalg.norm(g0)", "np.linalg.norm(g0)")), "no_eta"),
+    Mutant("smooth_mean", "effective_smoothness", _def("effective_smoothness", _edit(SMOOTH, "np.max(", "np.mean(")),
+           "mean_not_max"),
+    Mutant("noise_remainder", "batch_mean_noise", _def("batch_mean_noise", """
+means = np.array([x[s:s + batch_size].mean(axis=0) for s in range(0, len(x), batch_size)])
+return float(means.std(axis=0).mean())"""), "remainder"),
+    Mutant("noise_theory", "batch_mean_noise", _def("batch_mean_noise",
+                                                    "return float((x.std(axis=0) / np.sqrt(batch_size)).mean())"),
+           "theory"),
+]
+_MEASURE_SOURCES = {"activation_summary": SUMMARY, "record_layer_inputs": RECORD, "shift_per_step": SHIFT,
+                    "largest_stable_lr": STABLE, "gradient_norms": NORMS, "effective_smoothness": SMOOTH,
+                    "batch_mean_noise": NOISE}
+VARIANTS["in_place"].update({p: _def(p, body) for p, body in _MEASURE_SOURCES.items()})
+VARIANTS["float64_throughout"].update({
+    "shift_per_step": _def("shift_per_step", "means, stds = np.asarray(means, np.float64), np.asarray(stds, np.float64)\n"
+                           + SHIFT),
+    "effective_smoothness": _def("effective_smoothness", "g0, gs = np.asarray(g0, np.float64), np.asarray(gs, np.float64)\n"
+                                 + SMOOTH),
+    "batch_mean_noise": _def("batch_mean_noise", "x = np.asarray(x, np.float64)\n" + NOISE),
+})
+VARIANTS["explicit_loops"].update({
+    "largest_stable_lr": _def("largest_stable_lr", """
+best = 0.0
+for lr, loss in zip(lrs, final_losses):
+    if np.isfinite(loss) and loss < start_loss and lr > best:
+        best = float(lr)
+return best"""),
+    "gradient_norms": _def("gradient_norms", """
+import torch
+import torch.nn.functional as F
+linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+grads = torch.autograd.grad(F.cross_entropy(model(x), y), [m.weight for m in linears])
+return np.array([float(sum(float(v) ** 2 for v in g.flatten()) ** 0.5) for g in grads])"""),
+    "record_layer_inputs": _def("record_layer_inputs", """
+import torch
+seen = []
+handles = [m.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+           for m in model.modules() if isinstance(m, torch.nn.Linear)]
+try:
+    with torch.no_grad():
+        model(x)
+finally:
+    for h in handles:
+        h.remove()
+return [t.numpy() for t in seen]"""),
+})
+
+# ---------------------------------------------------------------- lesson 05
+
+FUNCTION = '''import torch
+
+
+class BatchNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=0)
+        var = ((x - mean) ** 2).mean(dim=0)
+        inv_std = 1 / torch.sqrt(var + eps)
+        x_hat = (x - mean) * inv_std
+        ctx.save_for_backward(x_hat, weight, inv_std)
+        return weight * x_hat + bias
+
+    @staticmethod
+    def backward(ctx, dy):
+        x_hat, weight, inv_std = ctx.saved_tensors
+        dbias = dy.sum(dim=0)
+        dweight = (dy * x_hat).sum(dim=0)
+        dx = weight * inv_std * (dy - dy.mean(dim=0) - x_hat * (dy * x_hat).mean(dim=0))
+        return dx, dweight, dbias, None
+'''
+MODULE_1D = '''import torch
+
+
+class _BatchNorm(torch.nn.Module):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = torch.nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def _check_input_dim(self, x):
+        raise NotImplementedError
+
+    def forward(self, x):
+        self._check_input_dim(x)
+        channels_last = x.movedim(1, -1)
+        rows = channels_last.reshape(-1, self.num_features)
+        use_batch = self.training or not self.track_running_stats
+        if use_batch and rows.shape[0] == 1:
+            raise ValueError("Expected more than 1 value per channel when training, "
+                             f"got input size {tuple(x.shape)}")
+        ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
+        weight = self.weight if self.affine else ones
+        bias = self.bias if self.affine else torch.zeros_like(ones)
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            if rows.shape[0] > 0:
+                with torch.no_grad():
+                    self.running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))
+                    self.running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))
+        if use_batch:
+            out = BatchNormFunction.apply(rows, weight, bias, self.eps)
+        else:
+            out = weight * (rows - self.running_mean) / torch.sqrt(self.running_var + self.eps) + bias
+        return out.reshape(channels_last.shape).movedim(-1, 1)
+
+
+class BatchNorm1d(_BatchNorm):
+    def _check_input_dim(self, x):
+        if x.dim() not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {x.dim()}D input)")
+'''
+MODULE_2D = '''class BatchNorm2d(_BatchNorm):
+    def _check_input_dim(self, x):
+        if x.dim() != 4:
+            raise ValueError(f"expected 4D input (got {x.dim()}D input)")
+'''
+VARIANTS["in_place"].update({"BatchNormFunction": FUNCTION, "BatchNorm1d": MODULE_1D, "BatchNorm2d": MODULE_2D})
+# cs231n-style: channels to the front, statistics over dim 1 of a (C, M) view; torch.var_mean
+VARIANTS["fused_and_torch_ops"].update({
+    "BatchNormFunction": _edit(_edit(FUNCTION, "        mean = x.mean(dim=0)\n        var = ((x - mean) ** 2).mean(dim=0)\n",
+                                     "        var, mean = torch.var_mean(x, dim=0, correction=0)\n"),
+                               "x_hat = (x - mean) * inv_std", "x_hat = torch.addcmul(-mean * inv_std, x, inv_std)"),
+    "BatchNorm1d": _edit(_edit(MODULE_1D, "self.running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))",
+                               "self.running_var.lerp_(torch.var(rows, dim=0, correction=1), m)"),
+                         "self.running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))",
+                         "self.running_mean.lerp_(rows.mean(dim=0), m)"),
+    "BatchNorm2d": MODULE_2D,
+})
+
+
+def _module_mutant(name, old, new, expect, piece="BatchNorm1d"):
+    """A mistake in the BatchNorm1d cell sits in the base class BatchNorm2d shares: both lose."""
+    if piece == "BatchNorm1d":
+        return Mutant(name, piece, _edit(MODULE_1D, old, new), expect, also=("BatchNorm2d",))
+    return Mutant(name, piece, _edit(MODULE_2D, old, new), expect)
+
+
+MUTANTS += [
+    Mutant("function_no_mean_term", "BatchNormFunction", _edit(FUNCTION, "(dy - dy.mean(dim=0) - ", "(dy - "),
+           "no_mean_term"),
+    Mutant("function_no_variance_term", "BatchNormFunction", _edit(
+        FUNCTION, " - x_hat * (dy * x_hat).mean(dim=0))", ")"), "no_variance_term"),
+    Mutant("function_unbiased", "BatchNormFunction", _edit(
+        FUNCTION, "var = ((x - mean) ** 2).mean(dim=0)", "var = ((x - mean) ** 2).sum(dim=0) / (x.shape[0] - 1)"),
+           "unbiased"),
+    _module_mutant("module_buffers_as_parameters", 'self.register_buffer("running_mean", torch.zeros(num_features, **factory))',
+                   "self.running_mean = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=False)",
+                   "buffers_as_parameters"),
+    _module_mutant("module_not_counted", "            self.num_batches_tracked += 1\n", "", "not_counted"),
+    _module_mutant("module_momentum_none_as_01",
+                   "m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum",
+                   "m = 0.1 if self.momentum is None else self.momentum", "momentum_none_as_01"),
+    _module_mutant("module_updates_in_eval", "if self.training and self.track_running_stats:",
+                   "if self.track_running_stats:", "updates_in_eval"),
+    _module_mutant("module_eval_ignores_tracking", "use_batch = self.training or not self.track_running_stats",
+                   "use_batch = self.training", "eval_ignores_tracking"),
+    _module_mutant("module_biased_running_var", "rows.var(dim=0, unbiased=True)", "rows.var(dim=0, unbiased=False)",
+                   "biased_running_var"),
+    _module_mutant("module_float_count", "torch.tensor(0, dtype=torch.long, device=device)",
+                   "torch.tensor(0.0, device=device)", "float_count"),
+    _module_mutant("module_affine_false_params", '''            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)''', '''            self.weight = torch.nn.Parameter(torch.ones(num_features, **factory), requires_grad=False)
+            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=False)''',
+                   "affine_false_params"),
+    _module_mutant("module_reset_keeps_count", "            self.num_batches_tracked.zero_()\n", "", "reset_keeps_count"),
+    _module_mutant("module_no_single_value_error", "if use_batch and rows.shape[0] == 1:", "if False:",
+                   "no_single_value_error"),
+    _module_mutant("module_per_position", "        if use_batch:\n            out = BatchNormFunction.apply(rows, weight, bias, self.eps)\n",
+                   "        if use_batch and x.dim() > 2:  # each (channel, position) over the batch only\n"
+                   "            per = x.shape[2]\n"
+                   "            return BatchNormFunction.apply(x.reshape(x.shape[0], -1), weight.repeat_interleave(per),\n"
+                   "                                           bias.repeat_interleave(per), self.eps).reshape(x.shape)\n"
+                   "        if use_batch:\n            out = BatchNormFunction.apply(rows, weight, bias, self.eps)\n",
+                   "per_position"),
+    _module_mutant("module2d_no_dim_check", "        if x.dim() != 4:\n            raise", "        if False:\n            raise",
+                   "no_dim_check", piece="BatchNorm2d"),
+    Mutant("module2d_bessel_batch_n", "BatchNorm2d", MODULE_2D + '''
+    def forward(self, x):  # running_var with n = N, not N * H * W
+        self._check_input_dim(x)
+        rows = x.movedim(1, -1).reshape(-1, self.num_features)
+        if self.training and self.track_running_stats and rows.shape[0] > 1:
+            saved = self.running_var.clone()
+            out = super().forward(x)
+            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            n = x.shape[0]
+            with torch.no_grad():
+                self.running_var.copy_((1 - m) * saved + m * rows.var(dim=0, unbiased=False) * n / max(n - 1, 1))
+            return out
+        return super().forward(x)
+''', "bessel_batch_n"),
+    Mutant("module2d_per_pixel", "BatchNorm2d", MODULE_2D + '''
+    def forward(self, x):  # in training, every (channel, pixel) normalised over the batch only
+        if not (self.training or not self.track_running_stats) or x.shape[0] < 2:
+            return super().forward(x)
+        saved = super().forward(x)  # updates the running statistics as usual
+        per = x.shape[2] * x.shape[3]
+        w = self.weight if self.affine else torch.ones(self.num_features, dtype=x.dtype)
+        b = self.bias if self.affine else torch.zeros(self.num_features, dtype=x.dtype)
+        flat = x.reshape(x.shape[0], -1)
+        return BatchNormFunction.apply(flat, w.repeat_interleave(per), b.repeat_interleave(per), self.eps).reshape(x.shape)
+''', "per_pixel"),
+]
 
 
 def compile_piece(source, namespace=None):

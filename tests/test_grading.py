@@ -108,7 +108,7 @@ def test_correct_but_different_answers_lose_nothing(graded, variant, lesson):
 def test_each_mutant_loses_exactly_its_piece_and_is_named(graded, mutant):
     rows, work = graded
     row = rows[f"mutant_{mutant.name}", mutant.lesson]
-    assert row.score == row.max_score - points()[mutant.piece], row.failed_tests
+    assert row.score == row.max_score - sum(points()[p] for p in (mutant.piece,) + mutant.also), row.failed_tests
     message = {m.name: m.message for m in CATALOGUE[mutant.piece]}.get(mutant.expect, mutant.expect)
     [failed] = row.failed_tests
     assert failed.startswith(f"test_{mutant.piece}:") and message in failed

@@ -43,7 +43,7 @@ def test_correct_variants_pass_visible_and_hidden(variant, piece):
     ok, printed = run_check(piece, ns[piece])
     assert ok, printed
     hidden.grade(piece, ns[piece], namespace=ns)
-    assert diagnose(piece, ns[piece]) == []  # a correct answer is never called a mistake
+    assert diagnose(piece, judge.pure(piece, ns[piece])) == []  # a correct answer is never called a mistake
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
@@ -64,7 +64,7 @@ def test_every_catalogued_misconception_has_a_mutant_or_is_probed_independently(
     for piece, known in CATALOGUE.items():
         for m in known:
             # each probe must at least recognise its own wrong formula, not a correct answer
-            assert not m.probe(answers()[piece]), f"{piece}/{m.name} fires on a correct answer"
+            assert not m.probe(judge.pure(piece, answers()[piece])), f"{piece}/{m.name} fires on a correct answer"
     assert len(covered) >= 12
 
 
@@ -157,3 +157,17 @@ def test_a_backward_that_writes_into_the_cache_is_caught_through_the_files(tmp_p
     replay = rec.Replay("batchnorm_backward", calls, rec.load_answers(rec.answers_path(tmp_path, "p"), len(calls)))
     passed, message = hidden.verdict("batchnorm_backward", replay, cases)
     assert not passed and "changed its input argument 2 (its entry 'gamma') in place" in message
+
+
+@pytest.mark.parametrize("piece", ["BatchNormFunction", "BatchNorm1d", "BatchNorm2d", "record_layer_inputs",
+                                   "gradient_norms", "activation_summary", "batch_mean_noise"])
+def test_correct_answers_pass_under_other_secret_keys(piece):
+    """While grading a class every student gets other hidden inputs (keyed by a secret):
+    correct answers must pass all of them, not only the fixed in-process ones."""
+    ns = answers()
+    fn = judge.pure(piece, ns[piece])
+    for key in (b"one", b"two", b"three"):
+        cases = hidden.hidden_cases(piece, key)
+        with judge.trusted_parts(piece, ns, judge.EXACT_STEPS):
+            failure = judge.first_failure(piece, fn, cases, oracle.expected(piece))
+        assert failure is None, f"{key}: {failure} ({failure.case.label})"

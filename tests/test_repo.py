@@ -50,7 +50,7 @@ def test_every_lesson_follows_the_template():
         text = "\n".join(c.source for c in cells)
         for heading in ("## Learn", "## Implement", "## Reflect", "**Time:**", "**Prerequisites:**"):
             assert heading in text, (lesson, heading)
-        assert "plots." in text, f"{lesson} draws no figure"
+        assert re.search(r"\bplots\.|\.plot_", text), f"{lesson} draws no figure"
         ids = [submissions.grade_id(c) for c in cells]
         solutions = [submissions.grade_id(c) for c in cells if submissions.is_solution(c)]
         assert solutions
