@@ -1,12 +1,13 @@
 """Timings that the course promises, measured on this machine (report medians).
 
   - Run-All time of each lesson as a learner runs it (course notebook + model answers),
-    and of the instructor's source notebook (hidden tests included): goal < 20 s;
+    and of the instructor's source notebook (hidden tests included): goal < 20 s (lessons 00
+    and 07, with experiments: < 30 s; lesson 06: < 120 s);
   - latency of each visible check: goal < 0.5 s;
   - lesson 03: the compact backward's speed over the staged one, (256, 4096) float32, one
     thread: goal >= 3x (median over fresh processes of each one's fastest run);
   - time to grade the demo class through nbgrader.
-    python benchmarks/bench_lessons.py [--runs 3] [--skip-demo]
+    python benchmarks/bench_lessons.py [--runs 3] [--skip-demo] [--lessons 00_... 05_...]
 """
 import argparse
 import os
@@ -32,15 +33,19 @@ def run_all(nb, cwd):
     return time.perf_counter() - start
 
 
-def lesson_times(runs):
-    print(f"Run-All per lesson (median of {runs}; kernel start included; goal < 20 s)")
-    for lesson in submissions.lessons():
+GOALS = {"00_internal_covariate_shift": 30, "06_why_batchnorm_works": 120, "07_placement_and_alternatives": 30}
+
+
+def lesson_times(runs, lessons):
+    print(f"Run-All per lesson (median of {runs}; kernel start included)")
+    for lesson in lessons:
         learner = statistics.median(run_all(submissions.filled_notebook(lesson), REPO) for _ in range(runs))
         source = statistics.median(
             run_all(nbformat.read(submissions.notebook_path(lesson, REPO / "solutions"), 4), REPO)
             for _ in range(runs))
+        goal = GOALS.get(lesson, 20)
         print(f"  {lesson:28s} learner {learner:5.1f} s   source with hidden tests {source:5.1f} s"
-              f"   {'ok' if max(learner, source) < 20 else 'OVER GOAL'}")
+              f"   goal < {goal} s: {'ok' if max(learner, source) < goal else 'OVER GOAL'}")
 
 
 def check_latency(runs):
@@ -51,7 +56,7 @@ def check_latency(runs):
     ns = {}
     for lesson in submissions.lessons():
         for code in submissions.solution_sources(lesson).values():
-            exec("import numpy as np\n" + code, ns)
+            exec("import numpy as np\nimport torch\nimport torch.nn.functional as F\n" + code, ns)
     import subprocess
     imports = [float(subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); "
                                      "from bncourse import checks; print(time.perf_counter() - t)"],
@@ -120,8 +125,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--lessons", nargs="*", default=submissions.lessons(), help="default: all")
     args = parser.parse_args()
-    lesson_times(args.runs)
+    lesson_times(args.runs, args.lessons)
     check_latency(max(args.runs, 5))
     backward_speed()
     if not args.skip_demo:
