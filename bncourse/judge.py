@@ -1002,10 +1002,9 @@ def _judge_recorded(out, exact, case):
 
 MODULES = ("BatchNorm1d", "BatchNorm2d")
 MODULE_STEPS = 4
-MODULE_OUTPUTS = ("layout", "errors", "y", "dx", "dweight", "dbias", "running_mean", "running_var",
+MODULE_OUTPUTS = ("layout", "errors", "initial weight and bias", "y", "dx", "dweight", "dbias", "running_mean", "running_var",
                   "num_batches_tracked", "after reset_running_stats()", "state_dict loaded into torch's module",
                   "eval output after loading torch's state_dict")
-_TEXT_OUTPUTS = ("layout", "errors")
 
 
 def _module_case(piece, rng, x, i):
@@ -1027,7 +1026,8 @@ def _module_case(piece, rng, x, i):
     rows = make_batch(rng, MODULE_STEPS * n * positions, c, dtype, offset, constant_cols=int(i % 7 == 0 and c > 1))
     xs = np.moveaxis(rows.reshape((MODULE_STEPS, n) + spatial + (c,)), -1, 2)
     douts = rng.standard_normal(xs.shape).astype(dtype)
-    weight, bias = _params(rng, c, dtype) if config["affine"] else (np.zeros(0, dtype),) * 2
+    loaded = config["affine"] and i % 3 != 1  # else weight and bias keep their initial 1 and 0
+    weight, bias = _params(rng, c, dtype) if loaded else (np.zeros(0, dtype),) * 2
     state = {}  # a torch module's state_dict to load: this configuration's keys
     if config["affine"]:
         state["weight"], state["bias"] = _params(rng, c, dtype)
@@ -1037,7 +1037,8 @@ def _module_case(piece, rng, x, i):
         state["running_var"] = state["running_var"].astype(dtype) + dtype.type(0.1)
         state["num_batches_tracked"] = np.array(int(rng.integers(0, 50)))
     label = (f"{piece}({c}{_kw(config)}), {np.dtype(dtype).name} batches of shape {xs.shape[1:]}"
-             + (f" offset by ~{offset:g}" if offset else "") + ", steps "
+             + (f" offset by ~{offset:g}" if offset else "")
+             + (", weight and bias at their initial values" if config["affine"] and not loaded else "") + ", steps "
              + "".join("T" if t else "E" for t in training) + " (T train, E eval)")
     return Case(label, (xs, training, douts, weight, bias, state), config)
 
@@ -1125,7 +1126,11 @@ def run_module(cls, exact=False, piece=None):
             b = getattr(module, name, None)
             return np.zeros(0) if b is None else np.asarray(b.detach(), np.float64).copy()
 
-        out = {"layout": _text(_layout(build(dtype))), "errors": _text(_errors(piece, build, c, dtype))}
+        new = build(dtype)
+        out = {"layout": _text(_layout(new)), "errors": _text(_errors(piece, build, c, dtype)),
+               "initial weight and bias": np.concatenate(
+                   [np.asarray(p.detach(), np.float64) for p in (getattr(new, "weight", None), getattr(new, "bias", None))
+                    if p is not None] or [np.zeros(0)])}
         module = build(compute)
         if weight.size:
             with torch.no_grad():
@@ -1199,11 +1204,13 @@ def _module_rows(a):
 def _module_allowed(case, exact, what, unit, exact_all):
     xs, training, douts, weight, bias, state = case.args
     config = case.kwargs
-    if what in ("num_batches_tracked", "after reset_running_stats()") or np.size(exact) == 0:
+    if what in ("num_batches_tracked", "after reset_running_stats()", "initial weight and bias") \
+            or np.size(exact) == 0:
         return 0.0
     rows, drows = _module_rows(xs), _module_rows(douts)
     steps, m, c = rows.shape
     eps, track = config.get("eps", 1e-5), config.get("track_running_stats", True)
+    affine = config.get("affine", True)
     gamma = _f64(weight) if weight.size else np.ones(c)
     beta = _f64(bias) if bias.size else np.zeros(c)
     biggest = np.abs(rows).max(axis=(0, 1)) if m else np.zeros(c)
@@ -1212,7 +1219,7 @@ def _module_allowed(case, exact, what, unit, exact_all):
     if what == "running_var":
         return unit * (np.abs(exact) + 1) * steps + steps * (unit * biggest) ** 2
     if what == "state_dict loaded into torch's module":
-        parts = [np.zeros(c)] * 2 * bool(weight.size)
+        parts = [np.zeros(c)] * 2 * affine
         if track:
             parts += [_module_allowed(case, exact_all["running_mean"][-1], "running_mean", unit, exact_all),
                       _module_allowed(case, exact_all["running_var"][-1], "running_var", unit, exact_all), [0.0]]
@@ -1250,9 +1257,9 @@ def _module_allowed(case, exact, what, unit, exact_all):
         if what in bounds:
             allowed.append(bounds[what])
         elif what == "dweight":
-            allowed.append((np.abs(d) * (unit * np.abs(x_hat) + x_hat_err)).sum(axis=0))
+            allowed.append((np.abs(d) * (unit * np.abs(x_hat) + x_hat_err)).sum(axis=0) if affine else np.zeros(0))
         else:  # dbias
-            allowed.append(unit * np.abs(d).sum(axis=0))
+            allowed.append(unit * np.abs(d).sum(axis=0) if affine else np.zeros(0))
     allowed = np.stack(allowed)
     if what in ("y", "dx"):
         return unit * np.abs(exact) + _unrows(allowed, xs.shape[1:], steps=True)

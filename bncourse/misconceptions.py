@@ -747,10 +747,9 @@ def _mistaken_module(piece, **mistake):
             self.affine, self.track_running_stats = affine, track_running_stats
             kw = {"dtype": dtype}
             params = affine or flag("affine_false_params")
-            self.register_parameter("weight", torch.nn.Parameter(torch.ones(num_features, **kw)) if params else None)
+            start = torch.zeros if flag("weight_init_zero") else torch.ones
+            self.register_parameter("weight", torch.nn.Parameter(start(num_features, **kw)) if params else None)
             self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if params else None)
-            if not params:
-                pass
             tracked = track_running_stats or flag("ignores_tracking")
             values = {"running_mean": torch.zeros(num_features, **kw),
                       "running_var": torch.zeros(num_features, **kw) if flag("var_init_zero")
@@ -862,6 +861,21 @@ def _layout_probe(piece, predicate, config=None):
     return probe
 
 
+def _initial_params_probe(piece):
+    """Probe: does a new module's weight and bias differ from 1 and 0?"""
+    args = _module_args(piece)
+
+    def probe(fn):
+        out = _run(fn, *args)
+        if not isinstance(out, dict) or "initial weight and bias" not in out:
+            return False
+        got = np.asarray(out["initial weight and bias"], np.float64)
+        c = args[0].shape[2]
+        return got.shape == (2 * c,) and not np.array_equal(got, np.r_[np.ones(c), np.zeros(c)])
+    probe.calls = [(args, {})]
+    return probe
+
+
 def _crash_probe(piece, config, phrase):
     """Probe: does the module crash with `phrase` in the error under this configuration?"""
     args = _module_args(piece)
@@ -891,6 +905,9 @@ def _module_mistakes(piece):
                       "register the three buffers as None, and normalise with the batch's statistics in "
                       "eval mode too", _module_like(piece, "layout", {"track_running_stats": False},
                                                      ignores_tracking=True)),
+        Misconception("initial_params", "a new module's weight must start at 1 and its bias at 0 (torch's "
+                      "reset_parameters): then the layer starts as a pure normalisation",
+                      _initial_params_probe(piece)),
         Misconception("not_counted", "num_batches_tracked does not count the training batches: add 1 for "
                       "each one", _module_like(piece, "num_batches_tracked", not_counted=True)),
         Misconception("momentum_none_as_01", "with momentum=None your running statistics still use 0.1; "

@@ -825,6 +825,8 @@ MUTANTS += [
     _module_mutant("module_buffers_as_parameters", 'self.register_buffer("running_mean", torch.zeros(num_features, **factory))',
                    "self.running_mean = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=False)",
                    "buffers_as_parameters"),
+    _module_mutant("module_weight_init_zero", "self.weight = torch.nn.Parameter(torch.ones(num_features, **factory))",
+                   "self.weight = torch.nn.Parameter(torch.zeros(num_features, **factory))", "initial_params"),
     _module_mutant("module_not_counted", "            self.num_batches_tracked += 1\n", "", "not_counted"),
     _module_mutant("module_momentum_none_as_01",
                    "m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum",

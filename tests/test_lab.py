@@ -22,6 +22,9 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM}
 TOKEN = "bncourse-test"
 
 
+ANSWERED, UNTOUCHED = "01_batch_statistics", "02_normalise_and_scale"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,7 +36,7 @@ def lab(tmp_path_factory):
     """JupyterLab serving a learner's my_course/ (lesson 01 answered, lesson 02 untouched)."""
     work = tmp_path_factory.mktemp("my_course")
     workspace.sync(work=work)
-    lesson = submissions.lessons()[0]
+    lesson = ANSWERED
     submissions.write(submissions.filled_notebook(lesson), work / lesson / f"{lesson}.ipynb")
     settings = tmp_path_factory.mktemp("lab-settings")  # a clean user-settings folder
     tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
@@ -106,7 +109,7 @@ def run_all(browser, base, lesson, screenshot):
 
 def test_answered_lesson_runs_with_figures_and_passing_checks(lab, browser, tmp_path):
     base, _ = lab
-    lesson = submissions.lessons()[0]
+    lesson = ANSWERED
     text, images, ran = run_all(browser, base, lesson, tmp_path / "answered.png")
     assert all(ran), "Run All stopped early"
     assert "✓ batch_mean passed" in text and "✓ batch_variance passed" in text
@@ -116,7 +119,7 @@ def test_answered_lesson_runs_with_figures_and_passing_checks(lab, browser, tmp_
 
 def test_untouched_lesson_runs_and_says_what_to_do(lab, browser, tmp_path):
     base, _ = lab
-    lesson = submissions.lessons()[1]
+    lesson = UNTOUCHED
     text, images, ran = run_all(browser, base, lesson, tmp_path / "untouched.png")
     # the cells before the first function run (figures included), its check explains, and
     # its test cell stops Run All with the same one-line message, no traceback
