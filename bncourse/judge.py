@@ -1046,11 +1046,17 @@ def _module_case(piece, rng, x, i):
     return Case(label, (xs, training, douts, weight, bias, state), config)
 
 
-def _text(s):
+# A module's text answers (its layout, its errors) travel as uint8 arrays, like every other
+# answer; no numeric answer is ever uint8.
+def encode_text(s):
     return np.frombuffer(s.encode(), dtype=np.uint8).copy()
 
 
-def _untext(a):
+def is_text(a):
+    return np.asarray(a).dtype == np.uint8
+
+
+def decode_text(a):
     return bytes(np.asarray(a, np.uint8)).decode(errors="replace")
 
 
@@ -1130,7 +1136,7 @@ def run_module(cls, exact=False, piece=None):
             return np.zeros(0) if b is None else np.asarray(b.detach(), np.float64).copy()
 
         new = build(dtype)
-        out = {"layout": _text(_layout(new)), "errors": _text(_errors(piece, build, c, dtype)),
+        out = {"layout": encode_text(_layout(new)), "errors": encode_text(_errors(piece, build, c, dtype)),
                "initial weight and bias": np.concatenate(
                    [np.asarray(p.detach(), np.float64) for p in (getattr(new, "weight", None), getattr(new, "bias", None))
                     if p is not None] or [np.zeros(0)])}
@@ -1160,7 +1166,7 @@ def run_module(cls, exact=False, piece=None):
             twin.load_state_dict(module.state_dict())
             out["state_dict loaded into torch's module"] = _flat_state(twin)
         except Exception as e:
-            out["state_dict loaded into torch's module"] = _text(f"{type(e).__name__}: {e}")
+            out["state_dict loaded into torch's module"] = encode_text(f"{type(e).__name__}: {e}")
         module.reset_running_stats()
         out["after reset_running_stats()"] = np.concatenate(
             [buffer_of(module, n).reshape(-1) for n in ("running_mean", "running_var", "num_batches_tracked")])
@@ -1172,7 +1178,7 @@ def run_module(cls, exact=False, piece=None):
                 loaded = fresh.eval()(torch.tensor(xs[-1], dtype=compute))
             out["eval output after loading torch's state_dict"] = loaded.numpy().copy()
         except Exception as e:
-            out["eval output after loading torch's state_dict"] = _text(f"{type(e).__name__}: {e}")
+            out["eval output after loading torch's state_dict"] = encode_text(f"{type(e).__name__}: {e}")
         return out
     module_steps.__name__ = piece
     return module_steps
@@ -1280,20 +1286,19 @@ def _judge_module(piece, out, exact, case):
     torch_name = f"torch.nn.{piece}"
     if not isinstance(out, dict) or any(k not in out for k in MODULE_OUTPUTS):
         raise Failure(f"{piece}'s answers are incomplete; got {_describe(out)}", case, "type")
+    exact_all = {k: v if is_text(v) else _f64(v) for k, v in exact.items()}
     for name in MODULE_OUTPUTS:
         got, want = out[name], exact[name]
-        is_text = [np.asarray(v).dtype == np.uint8 for v in (got, want)]
-        if any(is_text):
-            mine = _untext(got) if is_text[0] else "a result"
-            theirs = _untext(want) if is_text[1] else "a result"
+        if is_text(got) or is_text(want):
+            mine = decode_text(got) if is_text(got) else "a result"
+            theirs = decode_text(want) if is_text(want) else "a result"
             if mine != theirs:
                 what = {"layout": "parameters and buffers", "errors": "errors for bad input"}.get(name, name)
                 raise Failure(f"your module's {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
                               f"  torch's: {theirs}", case, name)
             continue
-        compare(name, got, want, _module_allowed(case, _f64(want), name, UNIT[np.dtype(case.dtype)],
-                                                 {k: _f64(v) if np.asarray(v).dtype != np.uint8 else v
-                                                  for k, v in exact.items()}), case)
+        compare(name, got, want, _module_allowed(case, _f64(want), name, UNIT[np.dtype(case.dtype)], exact_all),
+                case)
 
 
 def _trusted_function():

@@ -9,7 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from bncourse.judge import EXACT_STEPS as EXACT, Formula, forward_cache, run_gradient_norms, run_module, run_steps
+from bncourse.judge import (EXACT_STEPS as EXACT, Formula, decode_text, forward_cache, is_text, run_gradient_norms,
+                            run_module, run_steps)
 
 
 @dataclass(frozen=True)
@@ -809,38 +810,43 @@ def _mistaken_module(piece, **mistake):
     return Mistaken
 
 
-def _module_args(piece, n=4, c=3):
+PROBE_CHANNELS = 3
+
+
+def _module_args(piece, config=None):
+    """Probe inputs for a module: 4 train/eval steps and a state to load, with the state's keys
+    of this configuration (no weight and bias without affine, no buffers without tracking)."""
+    config, n, c = config or {}, 4, PROBE_CHANNELS
     rng = np.random.default_rng(21)
     spatial = (2, 3) if piece == "BatchNorm2d" else (2,)
     xs = rng.normal(0, 1, (4, n, c) + spatial) * rng.uniform(0.5, 3, (1, 1, c) + (1,) * len(spatial)) \
         + rng.normal(0, 2, (1, 1, c) + (1,) * len(spatial))
     training = np.array([True, True, False, True])
     douts = rng.normal(0, 1, xs.shape)
+    weight, bias = (GAMMA[:c], BETA[:c]) if config.get("affine", True) else (np.zeros(0), np.zeros(0))
     state = {"weight": GAMMA[:c], "bias": BETA[:c], "running_mean": MEAN[:c], "running_var": VAR[:c] + 1,
              "num_batches_tracked": np.array(7)}
-    return (xs, training, douts, GAMMA[:c], BETA[:c], state)
+    keys = ({"weight", "bias"} if config.get("affine", True) else set()) | (
+        {"running_mean", "running_var", "num_batches_tracked"} if config.get("track_running_stats", True) else set())
+    return (xs, training, douts, weight, bias, {k: v for k, v in state.items() if k in keys})
+
+
+def _answer(out, key):
+    """A module's recorded answer `key`: text, an array, or None when there is none."""
+    if not isinstance(out, dict) or key not in out:
+        return None
+    return decode_text(out[key]) if is_text(out[key]) else np.asarray(out[key])
 
 
 def _module_like(piece, key, config=None, **mistake):
     """Probe: does the module answer `key` as the module with this mistake does?"""
     config = dict(config or {})
-    args = _module_args(piece)
-    if config.get("affine") is False:
-        args = args[:3] + (np.zeros(0), np.zeros(0), {k: v for k, v in args[5].items() if k not in ("weight", "bias")})
-    if config.get("track_running_stats") is False:
-        args = args[:5] + ({k: v for k, v in args[5].items() if k in ("weight", "bias")},)
-
-    def wrong(*a, **k):
+    args = _module_args(piece, config)
+    def wrong(*a, **k):  # built when asked: importing the checks stays cheap
         return run_module(_mistaken_module(piece, **mistake), exact=True, piece=piece)(*a, **k)
 
-    def pick(out):
-        if not isinstance(out, dict) or key not in out:
-            return None
-        value = np.asarray(out[key])
-        return bytes(value).decode(errors="replace") if value.dtype == np.uint8 else value
-
     def probe(fn):
-        got, bad = pick(_run(fn, *args, **config)), pick(wrong(*args, **config))
+        got, bad = _answer(_run(fn, *args, **config), key), _answer(wrong(*args, **config), key)
         if isinstance(bad, str) or isinstance(got, str):
             return got == bad
         return _same(got, bad)
@@ -848,38 +854,25 @@ def _module_like(piece, key, config=None, **mistake):
     return probe
 
 
-def _layout_probe(piece, predicate, config=None):
-    """Probe: does the module's layout (parameters; buffers; ...) show the mistake?"""
+def _answer_probe(piece, key, predicate):
+    """Probe: does the module's answer `key` (text or array) show the mistake?"""
     args = _module_args(piece)
 
     def probe(fn):
-        out = _run(fn, *args, **(config or {}))
-        if not isinstance(out, dict) or "layout" not in out:
-            return False
-        return predicate(bytes(np.asarray(out["layout"], np.uint8)).decode(errors="replace"))
-    probe.calls = [(args, config or {})]
-    return probe
-
-
-def _initial_params_probe(piece):
-    """Probe: does a new module's weight and bias differ from 1 and 0?"""
-    args = _module_args(piece)
-
-    def probe(fn):
-        out = _run(fn, *args)
-        if not isinstance(out, dict) or "initial weight and bias" not in out:
-            return False
-        got = np.asarray(out["initial weight and bias"], np.float64)
-        c = args[0].shape[2]
-        return got.shape == (2 * c,) and not np.array_equal(got, np.r_[np.ones(c), np.zeros(c)])
+        answer = _answer(_run(fn, *args), key)
+        return answer is not None and bool(predicate(answer))
     probe.calls = [(args, {})]
     return probe
 
 
+def _wrong_initial_params(answer):
+    c = PROBE_CHANNELS
+    return answer.shape == (2 * c,) and not np.array_equal(answer, np.r_[np.ones(c), np.zeros(c)])
+
+
 def _crash_probe(piece, config, phrase):
     """Probe: does the module crash with `phrase` in the error under this configuration?"""
-    args = _module_args(piece)
-    args = args[:5] + ({k: v for k, v in args[5].items() if k in ("weight", "bias")},)
+    args = _module_args(piece, config)
 
     def probe(fn):
         try:
@@ -895,7 +888,7 @@ def _module_mistakes(piece):
     m = [
         Misconception("buffers_as_parameters", "running statistics are parameters in your module; they are "
                       "state, not learned: register_buffer them (optimisers must not see them, state_dict and "
-                      ".to() must)", _layout_probe(piece, lambda text: "running_" in text.split(";")[0])),
+                      ".to() must)", _answer_probe(piece, "layout", lambda text: "running_" in text.split(";")[0])),
         Misconception("float_count", "num_batches_tracked must be an int64 tensor, torch.tensor(0, "
                       "dtype=torch.long), whatever the module's dtype", _module_like(piece, "layout", float_count=True)),
         Misconception("affine_false_params", "with affine=False torch has no weight and bias: "
@@ -907,7 +900,7 @@ def _module_mistakes(piece):
                                                      ignores_tracking=True)),
         Misconception("initial_params", "a new module's weight must start at 1 and its bias at 0 (torch's "
                       "reset_parameters): then the layer starts as a pure normalisation",
-                      _initial_params_probe(piece)),
+                      _answer_probe(piece, "initial weight and bias", _wrong_initial_params)),
         Misconception("not_counted", "num_batches_tracked does not count the training batches: add 1 for "
                       "each one", _module_like(piece, "num_batches_tracked", not_counted=True)),
         Misconception("momentum_none_as_01", "with momentum=None your running statistics still use 0.1; "
