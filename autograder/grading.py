@@ -9,6 +9,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import warnings
@@ -71,12 +72,62 @@ class Row:
                 "flags": " | ".join(self.flags), "failed_tests": " | ".join(self.failed_tests)}
 
 
-def _pick_notebook(folder, lesson):
-    """The submitted notebook of a lesson folder, and a note when it was not where expected."""
-    if not folder.is_dir():
-        return None, f"missing: no folder {lesson}/"
-    notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
-    expected = folder / f"{lesson}.ipynb"
+# ------------------------------------------------------------------ the inbox is read-only
+
+STAGED = "staged"  # the grader's own copy of each submission: nbgrader's submitted_directory while grading
+IGNORED = {".ipynb_checkpoints", "__pycache__"}  # as nbgrader's CourseDirectory.ignore
+MAX_SUBMISSION_BYTES = 64 << 20  # everything a submission carries, notebook included
+KINDS = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+         (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+
+
+class Refused(Exception):
+    """A submission that is not plain files and folders: it is reported, never followed."""
+
+
+def _kind(mode):
+    return next((name for test, name in KINDS if test(mode)), "not a regular file")
+
+
+def _files(folder):
+    """{relative path: lstat} of every regular file under folder, links never followed.
+    Raises Refused for a link, device, FIFO or socket anywhere in it."""
+    found, stack = {}, [Path()]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(folder / rel) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                if entry.name in IGNORED or entry.name.endswith(".pyc"):
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(rel / entry.name)
+                elif stat.S_ISREG(info.st_mode):
+                    found[rel / entry.name] = info
+                else:
+                    raise Refused(f"{(rel / entry.name).as_posix()} is {_kind(info.st_mode)}")
+    return found
+
+
+def _read(path):
+    """The bytes of a regular file, opened without following a link (a file swapped for a
+    link after it was listed is refused, not read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise Refused(f"{path.name} could not be opened ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused(f"{path.name} is {_kind(info.st_mode)}")
+        return f.read(MAX_SUBMISSION_BYTES + 1)
+
+
+def _pick_notebook(files, lesson):
+    """The submitted notebook among a lesson folder's files, and a note when it was not where
+    expected."""
+    notebooks = sorted(p for p in files if len(p.parts) == 1 and p.suffix == ".ipynb")
+    expected = Path(f"{lesson}.ipynb")
     if expected in notebooks:
         return expected, ""
     if len(notebooks) == 1:
@@ -87,21 +138,57 @@ def _pick_notebook(folder, lesson):
 
 
 def _stage(inbox_student, student, lesson, work):
-    """Copy one submission into the grading workspace; return (ready, note)."""
-    target = work / "submitted" / student / lesson
-    shutil.rmtree(target, ignore_errors=True)
-    path, note = _pick_notebook(inbox_student / lesson, lesson)
-    if path is None:
-        return False, note
+    """Copy one submission from the (read-only) inbox into the grader's own staging folder:
+    the notebook as <lesson>.ipynb and every other file it carries (timestamp.txt,
+    submission_secret.txt, a learner's data), as nbgrader carries them. Returns (ready, note).
+    Nothing in the inbox is written, moved or deleted; links and special files are refused."""
+    target = work / STAGED / student / lesson
+    shutil.rmtree(target, ignore_errors=True)  # the grader's own copy from an earlier run
+    folder = inbox_student / lesson
     try:
-        nb = nbformat.read(path, as_version=4)
+        for path, what in ((inbox_student, "the student's folder"), (folder, f"{lesson}/")):
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                return False, f"missing: no folder {lesson}/"
+            if not stat.S_ISDIR(mode):
+                if stat.S_ISREG(mode):
+                    return False, f"missing: {what} is a file, not a folder"
+                raise Refused(f"{what} is {_kind(mode)}")
+        files = _files(folder)
+        if sum(info.st_size for info in files.values()) > MAX_SUBMISSION_BYTES:
+            raise Refused(f"it holds more than {MAX_SUBMISSION_BYTES >> 20} MiB")
+        path, note = _pick_notebook(files, lesson)
+        if path is None:
+            return False, note
+        contents = {rel: _read(folder / rel) for rel in files
+                    if rel == path or rel.suffix != ".ipynb"}
+    except Refused as e:
+        return False, f"refused: {e}; nothing in it was graded or followed"
+    try:
+        nb = nbformat.reads(contents.pop(path).decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as e:  # malformed JSON or not a notebook at all
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return False, f"malformed notebook {path.name}: {first[:160]}"
     target.mkdir(parents=True)
     nbformat.write(nb, target / f"{lesson}.ipynb")
+    for rel, data in contents.items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(data)
     return True, note
+
+
+def _check_separate(inbox, work):
+    """The workspace may sit beside the inbox or around it (nbgrader's course root holding
+    submitted/), never inside it, and the inbox may not be one of the grader's own folders."""
+    if work == inbox or inbox in work.parents:
+        raise GradingError(f"--workdir {work} is inside the inbox {inbox}: grading writes there, "
+                           "and the inbox is read-only. Choose a folder outside it.")
+    for own in (STAGED, "autograded", "feedback", "reports"):
+        if inbox == work / own or (work / own) in inbox.parents:
+            raise GradingError(f"the inbox {inbox} is the grader's own {own}/ folder of "
+                               f"{work}: grade the collected submissions (e.g. submitted/) instead.")
 
 
 def _failed_tests(work, student, lesson, deleted=()):
@@ -127,7 +214,7 @@ def _scores(db_url, rows):
     with Gradebook(db_url) as gb:
         for row in rows:
             row.max_score = gb.find_assignment(row.lesson).max_score
-            if row.status.startswith(("missing", "malformed", "grading error")):
+            if row.status.startswith(("missing", "malformed", "refused", "grading error")):
                 continue
             try:
                 row.score = gb.find_submission(row.lesson, row.student).score
@@ -136,7 +223,9 @@ def _scores(db_url, rows):
 
 
 def students_in(inbox):
-    return sorted(p.name for p in Path(inbox).iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Every student folder of the inbox (a link in its place is listed, to be refused)."""
+    return sorted(p.name for p in Path(inbox).iterdir() if not p.name.startswith(".")
+                  and (p.is_symlink() or stat.S_ISDIR(p.lstat().st_mode)))
 
 
 def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_timeout=CELL_TIMEOUT,
@@ -151,16 +240,19 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
     inbox, work = Path(inbox).resolve(), Path(workdir).resolve()
     if not inbox.is_dir():
         raise GradingError(f"inbox {inbox} is not a folder")
+    _check_separate(inbox, work)
     folders = {as_student: inbox} if as_student else {s: inbox / s for s in students_in(inbox)}
     known = all_lessons()
-    if lessons is None:
-        present = {p.name for f in folders.values() for p in f.iterdir() if p.is_dir()}
+    if lessons is None:  # (a student folder that is a link is not looked into)
+        present = {p.name for f in folders.values() if not f.is_symlink() for p in f.iterdir()
+                   if p.is_symlink() or stat.S_ISDIR(p.lstat().st_mode)}
         lessons = [lesson for lesson in known if lesson in present]
     unknown = sorted(set(lessons) - set(known))
     if unknown:
         raise GradingError(f"no such lesson(s) {unknown}; lessons are {known}")
     work.mkdir(parents=True, exist_ok=True)
-    settings = {"root": work, "release": work / "release", "cell_timeout": cell_timeout}
+    settings = {"root": work, "release": work / "release", "submitted": STAGED,
+                "cell_timeout": cell_timeout}
     config = make_config(**settings)
     api = _api(config)
     for lesson in lessons:  # records each lesson's test cells (and hidden tests) in the gradebook

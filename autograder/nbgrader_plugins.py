@@ -79,7 +79,8 @@ class SandboxedExecute(Execute):
         calls = {p: hidden.calls_for(p, cases[p]) for p in pieces}
         with Coordination.while_running():
             run = sandbox.run_submission(nb, lesson, calls, cell_timeout=self.timeout,
-                                         scratch_root=workspace)
+                                         scratch_root=workspace,
+                                         carried=_carried(resources.get("metadata", {}).get("path")))
         _take_outputs(nb, run.notebook)
         forbidden, flags = honesty.read_notebook(nb.cells, lesson, self._released(lesson),
                                                  {p: p for p in pieces})
@@ -122,6 +123,19 @@ class SandboxedExecute(Execute):
 
     def _released(self, lesson):
         return [c.source for c in self._released_cells(lesson) if c.cell_type == "code"]
+
+
+def _carried(folder):
+    """{relative path: bytes} of the regular files beside the notebook in autograded/ (what
+    the submission carried: data, timestamp.txt...), links and other notebooks left out."""
+    if not folder:
+        return {}
+    found = {}
+    for path in Path(folder).rglob("*"):
+        if path.is_symlink() or not path.is_file() or path.suffix == ".ipynb":
+            continue
+        found[path.relative_to(folder)] = path.read_bytes()
+    return found
 
 
 def _tested_pieces(nb):

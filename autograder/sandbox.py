@@ -134,10 +134,19 @@ def _read_back(scratch, name, limit):
         return f.read(limit + 1)[:limit]
 
 
-def run_submission(nb, lesson, calls, cell_timeout=60, scratch_root=None):
-    """Execute nb (a NotebookNode) in a sandbox; calls: {piece: [(args, kwargs)]}."""
+def run_submission(nb, lesson, calls, cell_timeout=60, scratch_root=None, carried=None):
+    """Execute nb (a NotebookNode) in a sandbox; calls: {piece: [(args, kwargs)]}.
+    carried: {relative path: bytes} of the submission's other files (a learner's data), put
+    beside the notebook as nbgrader puts them beside it in autograded/."""
     scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch_root)).resolve()
     try:
+        for rel, data in (carried or {}).items():
+            rel = Path(rel)
+            if rel.parts[0].startswith((".", "judged-")) or str(rel) in (
+                    runner.EXECUTED, runner.REPORT, f"{lesson}.ipynb"):
+                continue  # never a file the grader reads back or writes itself
+            (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / rel).write_bytes(data)
         return _run(nb, lesson, calls, cell_timeout, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

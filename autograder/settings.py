@@ -13,9 +13,11 @@ CELL_TIMEOUT = 60  # seconds a single cell may run while grading
 
 
 def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
-              cell_timeout=CELL_TIMEOUT):
+              cell_timeout=CELL_TIMEOUT, submitted="submitted"):
     """Fill traitlets config `c`. Grading steps live under `root` (git-ignored workspace);
-    source and release are the repository's solutions/ and course/ unless given."""
+    source and release are the repository's solutions/ and course/ unless given.
+    submitted: the folder nbgrader autogrades from (`python -m autograder grade` gives its
+    own staged copies, so that nbgrader's submitted/ is never written)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)  # nbgrader chdirs into it; a fresh clone has none
     # nbgrader runs `alembic` as a command: find it beside this Python even without an
@@ -27,7 +29,7 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     # absolute paths: os.path.join(root, step, ...) then resolves to them
     c.CourseDirectory.source_directory = str(Path(source))
     c.CourseDirectory.release_directory = str(Path(release))
-    c.CourseDirectory.submitted_directory = "submitted"
+    c.CourseDirectory.submitted_directory = submitted
     c.CourseDirectory.autograded_directory = "autograded"
     c.CourseDirectory.feedback_directory = "feedback"
     c.CourseDirectory.db_url = f"sqlite:///{Path(db) if db else root / 'gradebook.db'}"
