@@ -5,6 +5,9 @@
                                        grade INBOX/<student>/<lesson>/*.ipynb, N notebooks at a
                                        time (default: one per core), each in a sandbox; writes
                                        DIR/grades.csv and DIR/feedback/<student>/<lesson>/*.html
+  grade INBOX --workdir DIR --student NAME
+                                       regrade one student of INBOX; their rows replace
+                                       theirs in DIR/grades.csv, every other row is kept
   grade my_course --as-student me --workdir grading/me
                                        grade one learner's own working copy
   demo --workdir DIR                   build a small demo class and grade it
@@ -30,6 +33,8 @@ def main(argv=None):
     gr.add_argument("--lessons", nargs="*", help="default: every lesson found in the inbox")
     gr.add_argument("--as-student", metavar="NAME",
                     help="INBOX is one learner's folder of lessons (e.g. my_course)")
+    gr.add_argument("--student", metavar="NAME",
+                    help="regrade only INBOX/NAME and merge its rows into DIR/grades.csv")
     gr.add_argument("--workers", type=int, default=None,
                     help="notebooks graded at once (default: one per core)")
     demo = sub.add_parser("demo", help="grade a small demo class")
@@ -47,9 +52,13 @@ def main(argv=None):
             shutil.rmtree(work, ignore_errors=True)
             inbox = build_class(work / "inbox")
             args.inbox, args.lessons, args.as_student, args.workers = inbox, None, None, None
+            args.student = None
         start = time.perf_counter()
+        if args.student and args.as_student:
+            raise grading.GradingError("--student picks a student of a class inbox; "
+                                       "--as-student names the one learner of a working copy")
         rows = grading.grade(args.inbox, args.workdir, args.lessons, args.as_student,
-                             workers=args.workers)
+                             workers=args.workers, student=args.student)
     except grading.GradingError as e:
         print(f"grading failed: {e}", file=sys.stderr)
         return 2

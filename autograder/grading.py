@@ -18,12 +18,14 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import exports
 from autograder.reports import load_report
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
 from autograder.submissions import grade_id, is_test_cell, lessons as all_lessons
 
-CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests"]
+CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests",
+               "late_penalty"]  # then one column of points per graded piece (autograder.exports)
 
 
 class GradingError(RuntimeError):
@@ -65,11 +67,15 @@ class Row:
     failed_tests: list = field(default_factory=list)
     sandbox: str = ""  # how the notebook ran: bubblewrap, NONE (unsandboxed), or "" (not run)
     flags: list = field(default_factory=list)  # code a human should look at (autograder.honesty)
+    late_penalty: float = 0.0  # points taken off by the late-submission plugin (score is after it)
+    pieces: dict = field(default_factory=dict)  # piece -> points scored
 
     def csv(self):
         return {"student": self.student, "lesson": self.lesson, "score": f"{self.score:g}",
                 "max_score": f"{self.max_score:g}", "status": self.status, "sandbox": self.sandbox,
-                "flags": " | ".join(self.flags), "failed_tests": " | ".join(self.failed_tests)}
+                "flags": " | ".join(self.flags), "failed_tests": " | ".join(self.failed_tests),
+                "late_penalty": f"{self.late_penalty:g}",
+                **{piece: f"{points:g}" for piece, points in self.pieces.items()}}
 
 
 # ------------------------------------------------------------------ the inbox is read-only
@@ -210,16 +216,18 @@ def _failed_tests(work, student, lesson, deleted=()):
 
 
 def _scores(db_url, rows):
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
     with Gradebook(db_url) as gb:
         for row in rows:
             row.max_score = gb.find_assignment(row.lesson).max_score
             if row.status.startswith(("missing", "malformed", "refused", "grading error")):
                 continue
-            try:
-                row.score = gb.find_submission(row.lesson, row.student).score
-            except MissingEntry:
+            row.pieces = exports.piece_scores(gb, row.lesson, row.student)
+            if not row.pieces:
                 row.status = "grading error: no grades recorded"
+                continue
+            scores = exports.submission_scores(gb, row.lesson, row.student)
+            row.score, row.late_penalty = scores["score"], scores["late_penalty"]
 
 
 def students_in(inbox):
@@ -229,19 +237,25 @@ def students_in(inbox):
 
 
 def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_timeout=CELL_TIMEOUT,
-          workers=None):
+          workers=None, student=None):
     """Grade every student x lesson of INBOX into WORKDIR; return the rows of grades.csv.
 
     INBOX/<student>/<lesson>/<lesson>.ipynb, or with as_student=NAME: INBOX/<lesson>/... for
     one learner (their own working copy). A bad submission becomes a row with a status; it
     never stops the class. workers: notebooks graded at once (default: one per core); the
-    results are the same as one at a time.
+    results are the same as one at a time. student=NAME regrades that student of INBOX only
+    and merges their rows into WORKDIR/grades.csv (every other row as it was).
     """
     inbox, work = Path(inbox).resolve(), Path(workdir).resolve()
     if not inbox.is_dir():
         raise GradingError(f"inbox {inbox} is not a folder")
     _check_separate(inbox, work)
     folders = {as_student: inbox} if as_student else {s: inbox / s for s in students_in(inbox)}
+    if student is not None:
+        if student not in folders:
+            raise GradingError(f"no student {student!r} in {inbox}; students there: "
+                               f"{', '.join(folders) or 'none'}")
+        folders = {student: folders[student]}
     known = all_lessons()
     if lessons is None:  # (a student folder that is a link is not looked into)
         present = {p.name for f in folders.values() if not f.is_symlink() for p in f.iterdir()
@@ -274,7 +288,10 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
         if report.get("stopped"):
             row.status += f"; stopped early: {report['stopped']}"
         row.failed_tests = _failed_tests(work, row.student, row.lesson, report.get("deleted_tests", ()))
-    write_csv(rows, work / "grades.csv")
+    if student is not None:
+        merge_csv(rows, work / "grades.csv")
+    else:
+        write_csv(rows, work / "grades.csv")
     return rows
 
 
@@ -380,11 +397,28 @@ def _reason(log):
     return (errors[-1] if errors else "nbgrader could not process the notebook")[:200]
 
 
-def write_csv(rows, path):
+def write_csv(rows, path, kept=()):
+    """grades.csv: CSV_COLUMNS, then one column per graded piece of the lessons present.
+    kept: rows (dicts) of an earlier grades.csv to keep, before the new rows."""
+    lessons = list(dict.fromkeys([r["lesson"] for r in kept] + [r.lesson for r in rows]))
+    columns = CSV_COLUMNS + exports.piece_columns(lessons)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
+        writer.writerows(kept)
         writer.writerows(r.csv() for r in rows)
+
+
+def merge_csv(rows, path):
+    """Put the regraded students' rows into an existing grades.csv: each replaces that
+    student's earlier row of the same lesson in place; new ones go at the end."""
+    new = {(r.student, r.lesson): r.csv() for r in rows}
+    kept = []
+    if path.exists():
+        with open(path, newline="") as f:
+            for old in csv.DictReader(f):
+                kept.append(new.pop((old["student"], old["lesson"]), old))
+    write_csv([r for r in rows if (r.student, r.lesson) in new], path, kept)
 
 
 def summary(rows):

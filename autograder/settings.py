@@ -52,6 +52,8 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     c.GenerateFeedback.preprocessors = (list(GenerateFeedback.class_traits()["preprocessors"].default())
                                         + [PrivateFeedback])
     c.PrivateFeedback.enforce_metadata = False
+    # `nbgrader export`: grades.csv's per-piece columns (CanvasExport: --exporter=...)
+    c.ExportApp.plugin_class = "autograder.exports.GradesExport"
     return c
 
 
