@@ -191,7 +191,7 @@ def _check_separate(inbox, work):
     if work == inbox or inbox in work.parents:
         raise GradingError(f"--workdir {work} is inside the inbox {inbox}: grading writes there, "
                            "and the inbox is read-only. Choose a folder outside it.")
-    for own in (STAGED, "autograded", "feedback", "reports"):
+    for own in (STAGED, "release", "autograded", "feedback", "reports"):
         if inbox == work / own or (work / own) in inbox.parents:
             raise GradingError(f"the inbox {inbox} is the grader's own {own}/ folder of "
                                f"{work}: grade the collected submissions (e.g. submitted/) instead.")
@@ -236,6 +236,14 @@ def students_in(inbox):
                   and (p.is_symlink() or stat.S_ISDIR(p.lstat().st_mode)))
 
 
+def workspace_settings(work, cell_timeout=CELL_TIMEOUT):
+    """The grading workspace's folders (README, "Grading workspace"): nbgrader's course root
+    when WORK has a source/ folder (as on a JupyterHub), else the repository's solutions/."""
+    source = work / "source" if (work / "source").is_dir() else SOURCE
+    return {"root": work, "source": source, "release": work / "release", "submitted": STAGED,
+            "cell_timeout": cell_timeout}
+
+
 def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_timeout=CELL_TIMEOUT,
           workers=None, student=None):
     """Grade every student x lesson of INBOX into WORKDIR; return the rows of grades.csv.
@@ -256,7 +264,8 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
             raise GradingError(f"no student {student!r} in {inbox}; students there: "
                                f"{', '.join(folders) or 'none'}")
         folders = {student: folders[student]}
-    known = all_lessons()
+    settings = workspace_settings(work, cell_timeout)
+    known = all_lessons(settings["source"])
     if lessons is None:  # (a student folder that is a link is not looked into)
         present = {p.name for f in folders.values() if not f.is_symlink() for p in f.iterdir()
                    if p.is_symlink() or stat.S_ISDIR(p.lstat().st_mode)}
@@ -265,8 +274,6 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
     if unknown:
         raise GradingError(f"no such lesson(s) {unknown}; lessons are {known}")
     work.mkdir(parents=True, exist_ok=True)
-    settings = {"root": work, "release": work / "release", "submitted": STAGED,
-                "cell_timeout": cell_timeout}
     config = make_config(**settings)
     api = _api(config)
     for lesson in lessons:  # records each lesson's test cells (and hidden tests) in the gradebook
@@ -446,9 +453,10 @@ def summary(rows):
         lines += ["", "Notes:"] + notes
     unsandboxed = [r for r in rows if r.sandbox == UNSANDBOXED]
     if unsandboxed:
-        warning = (f"WARNING: {len(unsandboxed)} notebook(s) ran WITHOUT A SANDBOX (bubblewrap is "
-                   "missing or cannot create namespaces here): their code could read the hidden "
-                   "reference and the instructor's files. Grades of those rows are not safe "
-                   "against cheating; see the README's threat model.")
+        from autograder.sandbox import diagnose
+        why = diagnose() or "bubblewrap is missing or cannot create namespaces here."
+        warning = (f"WARNING: {len(unsandboxed)} notebook(s) ran WITHOUT A SANDBOX: their code could "
+                   "read the hidden reference and the instructor's files. Grades of those rows are "
+                   "not safe against cheating; see the README's threat model.\nWhy: " + why)
         lines = [warning, ""] + lines + ["", warning]
     return "\n".join(lines)

@@ -3,6 +3,7 @@ submitted/ graded with --workdir at the course root, a learner's own copy, links
 files a submission carries (timestamp.txt, submission_secret.txt, data)."""
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def course_root(tmp_path_factory):
     """nbgrader's layout after `nbgrader collect`, then graded twice as the issue's instructor did:
     python -m autograder grade ROOT/submitted --workdir ROOT."""
     root = tmp_path_factory.mktemp("course")
+    shutil.copytree(REPO / "solutions" / LESSON, root / "source" / LESSON)  # nbgrader's course root
     inbox = root / "submitted"
     model = submissions.write(submissions.filled_notebook(LESSON),
                               inbox / "ada" / LESSON / f"{LESSON}.ipynb")
@@ -84,6 +86,7 @@ def test_grading_nbgraders_submitted_folder_leaves_it_byte_for_byte(course_root)
 
 def test_every_collected_submission_is_graded_not_missing(course_root):
     root, _, first, _ = course_root
+    assert (root / "release" / LESSON / f"{LESSON}.ipynb").exists()  # generated from source/
     graded = rows(root / "grades.csv")
     ada = graded["ada"]
     assert ada["status"] == "graded" and ada["score"] == ada["max_score"] != "0", ada
