@@ -108,7 +108,7 @@ CHEATS = [
           {"batch_mean": "import os, pathlib, shutil, socket\nhits = []\n"
                          "for target in ['{repo}/solutions', '{repo}/course', '{repo}/autograder',\n"
                          "               '{work}/gradebook.db', '{work}/grades.csv',\n"
-                         "               '{work}/submitted/{victim}', '{marker}']:\n"
+                         "               '{work}/staged/{victim}', '{inbox}/{victim}', '{marker}']:\n"
                          "    try:\n        p = pathlib.Path(target)\n"
                          "        shutil.rmtree(p) if p.is_dir() else p.write_text('owned')\n"
                          "        hits.append(target)\n    except OSError:\n        pass\n"

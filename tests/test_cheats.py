@@ -37,7 +37,7 @@ def cheated(tmp_path_factory):
         pytest.skip("bubblewrap cannot run here; `make test` installs it (Debian: apt-get install bubblewrap)")
     inbox, work = tmp_path_factory.mktemp("inbox"), tmp_path_factory.mktemp("work")
     marker = tmp_path_factory.mktemp("outside") / "a submission was here"
-    paths = {"repo": REPO, "work": work, "marker": marker, "victim": "bystander"}
+    paths = {"repo": REPO, "work": work, "inbox": inbox, "marker": marker, "victim": "bystander"}
     hand_in(inbox, "bystander", LESSON)
     for cheat in CHEATS:
         answers = {piece: fill(code, **paths) for piece, code in cheat.answers.items()}
@@ -48,12 +48,12 @@ def cheated(tmp_path_factory):
     before = snapshot(REPO)
     rows = grading.grade(inbox, work, progress=False, cell_timeout=CELL_TIMEOUT, workers=2)
     time.sleep(6)  # longer than the detached process would wait before striking
-    return {r.student: r for r in rows}, work, before, marker
+    return {r.student: r for r in rows}, work, before, marker, inbox
 
 
 @pytest.mark.parametrize("cheat", CHEATS, ids=lambda c: c.name)
 def test_a_cheat_earns_nothing_and_leaves_the_rest_alone(cheated, cheat):
-    rows, work, _, _ = cheated
+    rows, work, *_ = cheated
     row = rows[cheat.name]
     assert row.sandbox == sandbox.SANDBOX
     expected = sum(points()[p] for p, s in cheat.scores.items() if s == "full")
@@ -70,12 +70,13 @@ def test_a_cheat_earns_nothing_and_leaves_the_rest_alone(cheated, cheat):
 
 
 def test_nothing_outside_the_submissions_changed(cheated):
-    rows, work, before, marker = cheated
+    rows, work, before, marker, inbox = cheated
     assert snapshot(REPO) == before
     assert not marker.exists()
     bystander = rows["bystander"]
     assert bystander.score == bystander.max_score and bystander.flags == []
-    assert (work / "submitted" / "bystander" / LESSON / f"{LESSON}.ipynb").exists()
+    assert (work / "staged" / "bystander" / LESSON / f"{LESSON}.ipynb").exists()
+    assert (inbox / "bystander" / LESSON / f"{LESSON}.ipynb").exists()
     vandal = (work / "autograded" / "vandal" / LESSON / f"{LESSON}.ipynb").read_text()
     assert "reached: []" in vandal  # it could name all those places, and reach none
 
@@ -83,7 +84,7 @@ def test_nothing_outside_the_submissions_changed(cheated):
 def test_the_gradebook_keeps_the_grades_it_was_given(cheated):
     """A process left behind by a submission would have rewritten every auto_score."""
     from nbgrader.api import Gradebook
-    rows, work, _, _ = cheated
+    rows, work, *_ = cheated
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
         for student, row in rows.items():
             assert gb.find_submission(LESSON, student).score == row.score
