@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "solutions"
 RELEASE = REPO / "course"
 CELL_TIMEOUT = 60  # seconds a single cell may run while grading
+LATE_POINTS_PER_HOUR = 1.0  # late policy (autograder.late): points off per started hour late
 
 
 def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
@@ -52,6 +53,9 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     c.GenerateFeedback.preprocessors = (list(GenerateFeedback.class_traits()["preprocessors"].default())
                                         + [PrivateFeedback])
     c.PrivateFeedback.enforce_metadata = False
+    # late submissions (only where the gradebook has a due date): autograder.late
+    c.AssignLatePenalties.plugin_class = "autograder.late.PointsPerHourLate"
+    c.PointsPerHourLate.points_per_hour = LATE_POINTS_PER_HOUR
     # `nbgrader export`: grades.csv's per-piece columns (CanvasExport: --exporter=...)
     c.ExportApp.plugin_class = "autograder.exports.GradesExport"
     return c
