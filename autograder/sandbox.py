@@ -15,15 +15,30 @@ bubblewrap sandbox, and reads back the executed notebook and the recorded answer
 - limits: address space (RLIMIT_AS), file size, and a wall-clock deadline for the whole run
   on top of bncourse.runner's per-cell timeout.
 
-Where bubblewrap cannot run (macOS, Windows, no user namespaces) the submission runs as a
-plain subprocess and every result says so (`Run.sandbox == UNSANDBOXED`). Nothing read back
-is trusted: sizes are capped, links are refused, and grades come from the answers alone.
+Isolation is pluggable (`BNCOURSE_ISOLATION`, see `isolation()`):
+
+- `bubblewrap` (the default wherever it works): as above; `Run.sandbox == "bubblewrap"`.
+- `pod`: the grading process runs in a dedicated, locked-down Kubernetes pod (deploy/k8s/,
+  autograder/k8s.py) that is itself the sandbox; the submission runs as a plain subprocess,
+  and `Run.sandbox == "pod"` only after `pod_problems()` found none of the pod's properties
+  missing (not root, read-only root, no capabilities, no privilege escalation, a seccomp
+  filter, no service-account token, a private process list, no network). Every process the
+  submission left behind is killed after its run.
+- `none`: a plain subprocess, said loudly (`Run.sandbox == UNSANDBOXED`).
+
+With the variable unset, bubblewrap is used where it works and otherwise the submission
+runs unsandboxed (macOS, Windows, no user namespaces), and every result says so;
+`diagnose()` tells why bubblewrap failed and how to fix it. Asked for explicitly, a mode that
+does not hold stops grading (IsolationError) instead of falling back. Nothing read back is
+trusted: sizes are capped, links are refused, and grades come from the answers alone.
 """
 import json
 import os
+import re
 import resource
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -38,12 +53,19 @@ import bncourse
 from bncourse import answers, runner
 from autograder.settings import REPO
 
-SANDBOX = "bubblewrap"
+SANDBOX = BUBBLEWRAP = "bubblewrap"
+POD = "pod"
 UNSANDBOXED = "NONE (unsandboxed)"
 MEMORY_LIMIT = 6 << 30  # bytes of address space for everything in one submission's sandbox
 MAX_NOTEBOOK_BYTES = 32 << 20
 INSIDE = Path("/home/learner")  # where the submission's folder appears inside the sandbox
 ENV_OFF = "BNCOURSE_SANDBOX"  # set to "off" to grade without a sandbox (and be told so)
+ENV_ISOLATION = "BNCOURSE_ISOLATION"  # bubblewrap | pod | none; unset: bubblewrap where it works
+MODES = ("bubblewrap", "pod", "none")
+
+
+class IsolationError(RuntimeError):
+    """The isolation asked for does not hold here: grading stops rather than fall back."""
 
 
 @dataclass
@@ -82,21 +104,329 @@ def _bwrap_args(scratch):
     return args
 
 
+def requested():
+    """The isolation asked for: "bubblewrap", "pod", "none", or "auto" (nothing asked:
+    bubblewrap where it works, else unsandboxed and said so). BNCOURSE_SANDBOX=off is the
+    older spelling of none."""
+    value = os.environ.get(ENV_ISOLATION, "").strip().lower()
+    if not value or value == "auto":
+        return "none" if os.environ.get(ENV_OFF, "").lower() in ("off", "0", "no") else "auto"
+    if value not in MODES:
+        raise IsolationError(f"{ENV_ISOLATION}={value!r} is not one of {', '.join(MODES)}")
+    return value
+
+
 @lru_cache(maxsize=1)
+def isolation():
+    """How this process runs submissions: BUBBLEWRAP, POD or UNSANDBOXED (the value each
+    Run and grades.csv's `sandbox` column carry). Raises IsolationError when the mode asked
+    for does not hold: a claimed sandbox is never a guess."""
+    mode = requested()
+    if mode == "none":
+        return UNSANDBOXED
+    if mode == "pod":
+        problems = pod_problems()
+        if problems:
+            raise IsolationError(f"{ENV_ISOLATION}=pod, but this is not a locked-down grading pod: "
+                                 + "; ".join(problems))
+        return POD
+    probe = probe_bubblewrap()
+    if probe.ok:
+        return BUBBLEWRAP
+    if mode == "bubblewrap":
+        raise IsolationError(f"{ENV_ISOLATION}=bubblewrap, but {probe.diagnosis}")
+    return UNSANDBOXED
+
+
 def sandbox_available():
-    """bubblewrap is installed and may create namespaces here (and grading was not told
-    to skip it)."""
-    if os.environ.get(ENV_OFF, "").lower() in ("off", "0", "no"):
+    """bubblewrap is what runs submissions here (installed, may create namespaces, and
+    grading was not told to use another isolation)."""
+    try:
+        return isolation() == BUBBLEWRAP
+    except IsolationError:
         return False
-    if shutil.which("bwrap") is None:
-        return False
+
+
+def diagnose():
+    """A short sentence: why submissions here do not run in bubblewrap (or the pod), and the
+    fix; "" when they do."""
+    try:
+        mode = requested()
+    except IsolationError as e:
+        return str(e)
+    if mode == "none":
+        return (f"isolation was switched off ({ENV_ISOLATION}=none or {ENV_OFF}=off); unset it to "
+                "use bubblewrap.")
+    if mode == "pod":
+        problems = pod_problems()
+        return "" if not problems else "the grading pod is not locked down: " + "; ".join(problems) + "."
+    probe = probe_bubblewrap()
+    return "" if probe.ok else probe.diagnosis
+
+
+# ---------------------------------------------------------------------------------------
+# Why bubblewrap fails: the probe's stderr and a few facts of the host, classified.
+
+@dataclass
+class Probe:
+    ok: bool
+    cause: str = ""     # a key of CAUSES ("" when ok)
+    stderr: str = ""    # what bwrap said (its first lines)
+
+    @property
+    def diagnosis(self):
+        if self.ok:
+            return ""
+        said, fix = CAUSES[self.cause]
+        detail = self.stderr.strip().splitlines()[0][:160] if self.stderr.strip() else ""
+        return (f"bubblewrap cannot run here: {said}" + (f' (bwrap said: "{detail}")' if detail else "")
+                + f". Fix: {fix}")
+
+
+KUBERNETES_FIX = (f"on Kubernetes, grade in the locked-down pod instead ({ENV_ISOLATION}=pod, "
+                  "manifests in deploy/k8s/)")
+CAUSES = {
+    "not_installed": ("bwrap is not installed (not on PATH)",
+                      "apt-get install bubblewrap (Debian/Ubuntu; `make sandbox` does it as root), "
+                      "dnf install bubblewrap (Fedora); there is none for macOS or Windows"),
+    "userns_limit": ("user namespaces are switched off: user.max_user_namespaces is 0 (or the "
+                     "nesting limit is reached)",
+                     "sysctl -w user.max_user_namespaces=15000, and the same line in "
+                     "/etc/sysctl.d/ to keep it"),
+    "userns_disabled": ("unprivileged user namespaces are switched off "
+                        "(kernel.unprivileged_userns_clone = 0)",
+                        "sysctl -w kernel.unprivileged_userns_clone=1 (and in /etc/sysctl.d/), or "
+                        "make bwrap setuid root: chmod u+s $(command -v bwrap)"),
+    "apparmor": ("AppArmor restricts unprivileged user namespaces "
+                 "(kernel.apparmor_restrict_unprivileged_userns = 1, Ubuntu 23.10 and later)",
+                 "give bwrap an AppArmor profile that allows `userns,` (a file "
+                 "/etc/apparmor.d/bwrap naming /usr/bin/bwrap, then apparmor_parser -r it), or "
+                 "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
+    "seccomp": ("a seccomp filter on this process (a container runtime's default profile, as in "
+                "Docker or a Kubernetes pod) refuses clone(CLONE_NEWUSER): Operation not permitted",
+                "run the container with a profile that allows user namespaces (docker run "
+                "--security-opt seccomp=unconfined --security-opt apparmor=unconfined), or "
+                + KUBERNETES_FIX),
+    "container": ("inside a container that may not create namespaces (no CAP_SYS_ADMIN, or its "
+                  "runtime forbids it): Operation not permitted",
+                  "give the container a seccomp/AppArmor profile that allows user namespaces, or "
+                  + KUBERNETES_FIX),
+    "userns_denied": ("the kernel refused to create a user namespace (Operation not permitted)",
+                      "allow unprivileged user namespaces (sysctl -w kernel.unprivileged_userns_clone=1 "
+                      "on Debian kernels; check user.max_user_namespaces and any LSM policy), or make "
+                      "bwrap setuid root: chmod u+s $(command -v bwrap)"),
+    "no_userns_kernel": ("this kernel has no user namespaces and bwrap is not setuid root",
+                         "make bwrap setuid root (chmod u+s $(command -v bwrap)), or use a kernel "
+                         "built with CONFIG_USER_NS"),
+    "proc_masked": ("a new /proc cannot be mounted: the container masks parts of /proc "
+                    "(Docker's and Kubernetes' default)",
+                    "docker run --security-opt systempaths=unconfined, or " + KUBERNETES_FIX),
+    "python": ("bwrap starts, but Python cannot run inside the sandbox (the interpreter or the "
+               "virtual environment lives outside the folders bound into it)",
+               "install Python and the virtual environment under /usr, /opt or the repository"),
+    "timeout": ("the bwrap probe did not finish within 60 s", "run the probe by hand: "
+                "bwrap --unshare-all --ro-bind / / true"),
+    "unknown": ("bwrap failed for a reason this diagnosis does not know",
+                "run the probe by hand and read its message: bwrap --unshare-all --ro-bind / / true"),
+}
+
+
+def _read(path):
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _status(field_name):
+    """A field of /proc/self/status ("CapEff", "Seccomp", "NoNewPrivs"), or None."""
+    found = re.search(rf"^{field_name}:\s*(\S+)", _read("/proc/self/status") or "", re.M)
+    return found.group(1) if found else None
+
+
+def host_facts(path=None):
+    """What the classification looks at besides bwrap's own words."""
+    bwrap = shutil.which("bwrap", path=path)
+    cap_eff = _status("CapEff")
+    return {
+        "bwrap": bwrap,
+        "setuid": bool(bwrap and os.stat(bwrap).st_mode & stat.S_ISUID),
+        "unprivileged_userns_clone": _read("/proc/sys/kernel/unprivileged_userns_clone"),
+        "max_user_namespaces": _read("/proc/sys/user/max_user_namespaces"),
+        "apparmor_restrict_unprivileged_userns": _read(
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+        "seccomp": _status("Seccomp"),
+        "cap_sys_admin": bool(cap_eff and int(cap_eff, 16) & (1 << 21)),
+        "container": any(os.path.exists(p) for p in ("/.dockerenv", "/run/.containerenv"))
+                     or "KUBERNETES_SERVICE_HOST" in os.environ,
+    }
+
+
+def classify(stderr, facts, timed_out=False):
+    """The key in CAUSES of a failed bwrap probe, from bwrap's stderr and host_facts()."""
+    said = stderr or ""
+    denied = re.search(r"No permissions to creat|Operation not permitted|Permission denied|"
+                       r"setting up uid map|RTM_NEWADDR|Specifying --uid requires", said)
+    if not facts.get("bwrap"):
+        return "not_installed"
+    if timed_out:
+        return "timeout"
+    if "ENOSPC" in said or "max_*_namespaces" in said or facts.get("max_user_namespaces") == "0":
+        return "userns_limit"
+    if facts.get("unprivileged_userns_clone") == "0" and not facts.get("setuid"):
+        return "userns_disabled"
+    if facts.get("apparmor_restrict_unprivileged_userns") == "1" and denied:
+        return "apparmor"
+    if "kernel does not support user namespaces" in said:
+        return "no_userns_kernel"
+    if "Can't mount proc" in said:
+        return "proc_masked"
+    if denied:
+        if facts.get("seccomp") == "2":
+            return "seccomp"
+        if facts.get("container") and not facts.get("cap_sys_admin"):
+            return "container"
+        return "userns_denied"
+    if re.search(r"execvp|No such file|ModuleNotFoundError|can't open file", said):
+        return "python"
+    return "unknown"
+
+
+def probe_bubblewrap(path=None):
+    """Start the real sandbox once with `import bncourse` in it; a Probe says whether it
+    worked and, if not, why. path: a PATH to look for bwrap in (default: this one's)."""
+    if path is None:
+        return _default_probe()
+    return _probe(path)
+
+
+@lru_cache(maxsize=1)
+def _default_probe():
+    return _probe(None)
+
+
+def _probe(path):
+    facts = host_facts(path)
+    if facts["bwrap"] is None:
+        return Probe(False, "not_installed")
     with tempfile.TemporaryDirectory() as tmp:
+        args = _bwrap_args(tmp)
+        args[0] = facts["bwrap"]
         try:
-            probe = subprocess.run(_bwrap_args(tmp) + [sys.executable, "-c", "import bncourse"],
+            probe = subprocess.run(args + [sys.executable, "-c", "import bncourse"],
                                    capture_output=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-    return probe.returncode == 0
+        except subprocess.TimeoutExpired:
+            return Probe(False, classify("", facts, timed_out=True))
+        except OSError as e:
+            return Probe(False, classify(str(e), facts), str(e))
+    if probe.returncode == 0:
+        return Probe(True)
+    err = probe.stderr.decode(errors="replace")[-2000:]
+    return Probe(False, classify(err, facts), err)
+
+
+# ---------------------------------------------------------------------------------------
+# The pod as the sandbox: what can be checked cheaply from inside the grading process.
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def _egress_targets():
+    """Places a pod with network could reach: the cluster's API server and the DNS server."""
+    targets = []
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        targets.append((os.environ["KUBERNETES_SERVICE_HOST"],
+                        int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))))
+    for line in (_read("/etc/resolv.conf") or "").splitlines():
+        if line.startswith("nameserver"):
+            targets.append((line.split()[1], 53))
+    return targets
+
+
+def reachable(targets, timeout=1.0):
+    """The (host, port) of targets that accept a TCP connection within timeout."""
+    found = []
+    for host, port in targets:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                found.append((host, port))
+        except OSError:
+            pass
+    return found
+
+
+def pod_problems():
+    """What keeps this process from being a locked-down grading pod (deploy/k8s/), as a list
+    of sentences; [] when every property checked holds. Checked: not root, read-only root
+    filesystem, no capabilities, no_new_privs (allowPrivilegeEscalation: false), a seccomp
+    filter (its content is not inspected), no service-account token, no other processes
+    than this one's ancestors (no shared process namespace), and no network: either only
+    loopback, or no TCP connection to the API server or the DNS server (a deny-all
+    NetworkPolicy) within a second."""
+    problems = []
+    if os.geteuid() == 0 or os.getuid() == 0:
+        problems.append("it runs as root (uid 0): set runAsNonRoot and runAsUser")
+    if not os.statvfs("/").f_flag & os.ST_RDONLY:
+        problems.append("the root filesystem is writable: set readOnlyRootFilesystem: true")
+    cap_eff = _status("CapEff")
+    if cap_eff is None or int(cap_eff, 16):
+        problems.append(f"it holds capabilities (CapEff {cap_eff}): drop ALL")
+    if _status("NoNewPrivs") != "1":
+        problems.append("it may gain privileges (no_new_privs is off): set "
+                        "allowPrivilegeEscalation: false")
+    if _status("Seccomp") in (None, "0"):
+        problems.append("no seccomp filter: set seccompProfile type RuntimeDefault")
+    if (SERVICE_ACCOUNT / "token").exists():
+        problems.append("a service-account token is mounted: set automountServiceAccountToken: false")
+    strangers = _processes(lambda uid: uid != os.getuid())
+    if strangers:
+        problems.append(f"{len(strangers)} process(es) of other users are visible (e.g. pid "
+                        f"{strangers[0]}): the pod must grade alone, without shareProcessNamespace")
+    nics = sorted(name for _, name in socket.if_nameindex() if name != "lo")
+    if nics:
+        open_ = reachable(_egress_targets())
+        if open_:
+            problems.append(f"it has network ({', '.join(nics)}) and reaches "
+                            + ", ".join(f"{h}:{p}" for h, p in open_)
+                            + ": apply the deny-all NetworkPolicy of deploy/k8s/")
+        elif not _egress_targets():
+            problems.append(f"it has network interfaces ({', '.join(nics)}) and no known place "
+                            "to prove egress is blocked")
+    return problems
+
+
+def _ancestors():
+    pids, pid = set(), os.getpid()
+    while pid > 0 and pid not in pids:
+        pids.add(pid)
+        found = re.search(r"^PPid:\s*(\d+)", _read(f"/proc/{pid}/status") or "", re.M)
+        pid = int(found.group(1)) if found else 0
+    return pids
+
+
+def _processes(owner=lambda uid: True):
+    """Pids in sight whose owner passes `owner`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if owner(os.stat(f"/proc/{entry}").st_uid):
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return sorted(found)
+
+
+def _kill_strays(before):
+    """In the pod: every process that appeared during the run and is not the grader's own
+    (a submission's detached leftovers; the pod grades one notebook at a time)."""
+    keep = set(before) | _ancestors()
+    for pid in _processes(lambda uid: uid == os.getuid()):
+        if pid not in keep:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def _limits():
@@ -162,7 +492,8 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     os.chmod(scratch / answers.FOLDER, 0o777)
     (scratch / ".tmp").mkdir(mode=0o777)
     os.chmod(scratch / ".tmp", 0o777)
-    sandboxed = sandbox_available()
+    mode = isolation()  # raises IsolationError when the isolation asked for does not hold
+    sandboxed = mode == BUBBLEWRAP
     inside = INSIDE if sandboxed else scratch
     command = [sys.executable, "-m", "bncourse.runner", str(inside / notebook.name),
                "--lesson", lesson, "--timeout", str(cell_timeout)]
@@ -176,7 +507,8 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
         command = _bwrap_args(scratch) + command
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     deadline = min(cell_timeout * code_cells, 1200) + 60
-    run = Run(sandbox=SANDBOX if sandboxed else UNSANDBOXED)
+    run = Run(sandbox=mode)
+    before = _processes() if mode == POD else ()
     process = subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_limits)
     try:
@@ -190,6 +522,8 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
         except ProcessLookupError:
             pass
         process.wait()
+        if mode == POD:
+            _kill_strays(before)  # and what left its process group
     _collect(run, scratch, calls, err)
     return run
 
