@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from autograder import submissions
-from autograder.settings import REPO
+from autograder.paths import REPO
 
 
 def build_class(inbox):

@@ -19,7 +19,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.plugins import ExportPlugin
 from traitlets import Unicode
 
-from autograder.settings import SOURCE
+from autograder.paths import SOURCE
 from autograder.submissions import lessons as all_lessons, notebook_path, tested_piece
 
 SCORE_COLUMNS = ["student", "lesson", "score", "max_score", "late_penalty", "timestamp"]

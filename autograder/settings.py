@@ -6,9 +6,9 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "solutions"
-RELEASE = REPO / "course"
+from autograder.paths import RELEASE, REPO, SOURCE
+
+__all__ = ["CELL_TIMEOUT", "RELEASE", "REPO", "SOURCE", "configure", "make_config"]
 CELL_TIMEOUT = 60  # seconds a single cell may run while grading
 LATE_POINTS_PER_HOUR = 1.0  # late policy (autograder.late): points off per started hour late
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.settings import RELEASE, SOURCE
+from autograder.paths import RELEASE, SOURCE
 
 SOLUTION_MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 

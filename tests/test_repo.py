@@ -92,3 +92,25 @@ def test_workspace_copies_once_and_never_overwrites(tmp_path):
     assert mine.read_text() == "my answers"
     (work / LESSONS[-1] / f"{LESSONS[-1]}.ipynb").unlink()  # a lesson added later is copied in
     assert [p.name for p in workspace.sync(REPO / "course", work)] == [f"{LESSONS[-1]}.ipynb"]
+
+
+def test_the_learner_package_never_imports_the_grader():
+    """bncourse/ ships to learners; the grader plugs into it (entry point), not the reverse."""
+    import ast
+    for path in (REPO / "bncourse").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "autograder" for n in names), path
+
+
+def test_hidden_tests_run_in_process_where_the_grader_is_installed(tmp_path, monkeypatch, capsys):
+    """An instructor running a solution notebook: record_answers grades with the hidden tests."""
+    import numpy as np
+    from bncourse.answers import record_answers
+    from bncourse.checks import CheckFailed
+    monkeypatch.chdir(tmp_path)  # no calls file here: not inside a grading run
+    record_answers("batch_mean", lambda x: x.mean(axis=0))
+    assert "hidden inputs match the reference" in capsys.readouterr().out
+    with pytest.raises(CheckFailed):
+        record_answers("batch_mean", lambda x: np.asarray(x).mean(axis=1))
