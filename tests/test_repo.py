@@ -114,3 +114,32 @@ def test_hidden_tests_run_in_process_where_the_grader_is_installed(tmp_path, mon
     assert "hidden inputs match the reference" in capsys.readouterr().out
     with pytest.raises(CheckFailed):
         record_answers("batch_mean", lambda x: np.asarray(x).mean(axis=1))
+
+
+def test_no_import_cycles():
+    """Between the course's modules (bncourse, autograder), imports inside functions included."""
+    import ast
+    modules = {f"{pkg}.{p.stem}": p for pkg in ("bncourse", "autograder")
+               for p in (REPO / pkg).glob("*.py") if p.stem != "__init__"}
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = sorted(found & set(modules) - {name})
+
+    def cycle_from(start, path=()):
+        for nxt in graph[start]:
+            if nxt in path:
+                return path[path.index(nxt):] + (start, nxt)
+            found = cycle_from(nxt, path + (start,))
+            if found:
+                return found
+        return None
+
+    for name in graph:
+        cycle = cycle_from(name)
+        assert cycle is None, " -> ".join(cycle)
