@@ -108,3 +108,23 @@ def test_regrading_one_student_leaves_the_others_untouched(graded, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "autograder", "grade", inbox, "--workdir", work,
                               "--student", "nobody"], capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "no student 'nobody'" in missing.stderr
+
+
+def test_the_demo_class_has_its_own_learners_and_they_are_what_they_claim():
+    """`make grade-demo` builds its class without the test suite's catalogue: the einsum
+    learner is right and each mistake is caught by the hidden tests (in-process)."""
+    import numpy as np
+    from autograder import demo, hidden
+    from bncourse.checks import CheckFailed
+
+    def function(piece, code):
+        space = {"np": np}
+        exec(code, space)
+        return space[piece]
+
+    for piece, code in demo.EINSUM.items():
+        hidden.grade(piece, function(piece, code))
+    for student, answers in demo.MISTAKES.items():
+        for piece, code in answers.items():
+            with pytest.raises(CheckFailed):
+                hidden.grade(piece, function(piece, code))
