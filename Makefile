@@ -25,7 +25,7 @@ test: $(TEST_STAMP) chromium sandbox
 	$(PY) -m pytest
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[browser]"
+	$(PY) -m pip install --quiet -e ".[browser,deploy]"
 	touch $@
 
 # Debian's Chromium drives tests/test_lab.py (JupyterLab in a real browser). Installed when
@@ -45,6 +45,12 @@ sandbox:
 
 release: $(STAMP)
 	$(PY) -m autograder release
+
+# deploy/k8s/ from autograder/k8s.py: the grading namespace, its deny-all NetworkPolicy, an
+# example grading Job (the pod is the sandbox) and the formgrader service
+.PHONY: k8s
+k8s: $(STAMP)
+	$(PY) -m autograder.k8s
 
 grade-demo: $(STAMP) sandbox
 	$(PY) -m autograder demo --workdir grading/demo

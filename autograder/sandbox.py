@@ -51,7 +51,7 @@ import nbformat
 
 import bncourse
 from bncourse import answers, runner
-from autograder.settings import REPO
+from autograder.paths import REPO
 
 SANDBOX = BUBBLEWRAP = "bubblewrap"
 POD = "pod"

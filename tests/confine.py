@@ -1,4 +1,5 @@
-"""Run a command under the confinement a container runtime adds (for tests/test_isolation.py):
+"""Run a command under the confinement a container runtime adds (for tests/test_isolation.py
+and tests/test_deploy.py):
 no_new_privs and a seccomp filter that refuses new user namespaces as Docker's and
 containerd's default profiles do (unshare and clone(CLONE_NEWUSER) -> EPERM, clone3 ->
 ENOSYS so that libc falls back to clone). x86_64 only.
@@ -48,6 +49,34 @@ def confine():
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def emulated_pod_args(mounts, env, uid):
+    """bwrap arguments (a command follows) for an emulated pod: a fresh root with the system
+    and this Python read-only (the image), `mounts` [(path, host folder or None for an
+    emptyDir, read-only?)], everything else read-only, user `uid`, no capabilities, no
+    network but loopback, its own process list, no_new_privs and seccomp (confine()), and
+    exactly the environment `env`."""
+    import sysconfig
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--uid", str(uid),
+            "--gid", str(uid), "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev"]
+    image = {"/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc", str(repo)}
+    for key in ("prefix", "base_prefix", "exec_prefix", "base_exec_prefix"):
+        image.add(getattr(sys, key))
+    image |= {os.path.realpath(p) for p in list(image)}
+    image.add(os.path.dirname(os.path.realpath(sys.executable)))
+    image.add(sysconfig.get_paths()["stdlib"])
+    for path in sorted(p for p in image if os.path.exists(p)):
+        args += ["--ro-bind", path, path]
+    for path, host, read_only in mounts:
+        if host is None:
+            args += ["--tmpfs", path]
+        else:
+            args += ["--ro-bind" if read_only else "--bind", str(host), path]
+    args += ["--remount-ro", "/", sys.executable, __file__, "env", "-i"]
+    return args + [f"{k}={v}" for k, v in env.items()]
 
 
 if __name__ == "__main__":

@@ -6,22 +6,19 @@ otherwise; and the "pod" mode, refused outside a locked-down pod and grading ins
 The pod is emulated with bubblewrap itself (the namespaces a container runtime creates:
 non-root user, read-only root, no network, own process list, no capabilities) plus
 tests/confine.py (no_new_privs and a seccomp filter like the runtimes' default profile)."""
-import csv
 import os
 import platform
 import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from autograder import grading, sandbox
 from autograder.settings import REPO
-from tests.test_grading import hand_in
+from tests.confine import emulated_pod_args
 
-LESSON = "01_batch_statistics"
 CONFINE = [sys.executable, str(REPO / "tests" / "confine.py")]
 PROBE = ("from autograder import sandbox; p = sandbox.probe_bubblewrap(); "
          "print(p.cause or 'ok'); print(sandbox.diagnose())")
@@ -156,57 +153,20 @@ def test_pod_mode_is_refused_outside_a_locked_down_pod():
     assert "not a locked-down grading pod" in out.stderr
 
 
-def pod(tmp_path, *command, confine=True, extra=()):
-    """command inside an emulated grading pod: uid 65534, read-only root, no network, its
-    own process list, no capabilities, no_new_privs, seccomp; tmp_path/out is the only
-    writable place (the pod's emptyDir)."""
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(out), "TMPDIR": str(out),
-           sandbox.ENV_ISOLATION: "pod"}
-    args = ["bwrap", "--unshare-all", "--die-with-parent", "--uid", "65534", "--gid", "65534",
-            "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--bind", str(out), str(out), "--chdir", str(out), *extra,
-            *(CONFINE if confine else []), "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-            *command]
-    return subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600)
-
-
 needs_pod = pytest.mark.skipif(not (BWRAP and X86 and sandbox.probe_bubblewrap().ok),
                                reason="the pod is emulated with bubblewrap and tests/confine.py")
 
 
 @needs_pod
 def test_inside_a_locked_down_pod_every_property_holds(tmp_path):
+    """(tests/test_deploy.py grades in such a pod, with the generated Job's own command.)"""
     check = "from autograder import sandbox; print(sandbox.pod_problems()); print(sandbox.isolation())"
-    out = pod(tmp_path, sys.executable, "-c", check)
+    env = {"PATH": "/usr/bin:/bin", sandbox.ENV_ISOLATION: "pod"}
+    args = emulated_pod_args([("/scratch", None, False)], env, 65534)
+    out = subprocess.run(args + [sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines() == ["[]", "pod"], out.stdout + out.stderr
-    # the same pod without its seccomp filter, or with the host's network: refused
-    loose = pod(tmp_path, sys.executable, "-c", check, confine=False)
-    assert "no seccomp filter" in loose.stdout and "IsolationError" in loose.stderr
-
-
-@needs_pod
-def test_a_submission_graded_in_the_pod_says_pod_and_leaves_nothing_running(tmp_path):
-    hand_in(tmp_path / "inbox", "ada", LESSON)
-    leaver = ("def batch_mean(x):\n    import subprocess\n"
-              "    subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
-              "    return x.mean(axis=0)\n")
-    hand_in(tmp_path / "inbox", "leaver", LESSON, {"batch_mean": leaver})
-    work = tmp_path / "out" / "work"
-    script = (f"import subprocess, sys\n"
-              f"from autograder import sandbox\n"
-              f"code = subprocess.call([sys.executable, '-m', 'autograder', 'grade', "
-              f"'{tmp_path / 'inbox'}', '--workdir', '{work}', '--workers', '1'])\n"
-              f"left = [open(f'/proc/{{p}}/cmdline').read() for p in sandbox._processes() "
-              f"if p not in sandbox._ancestors()]\n"
-              f"print('left running:', left)\n"
-              f"sys.exit(code)\n")
-    out = pod(tmp_path, sys.executable, "-c", script)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "left running: []" in out.stdout
-    assert "WARNING" not in out.stdout
-    rows = {r["student"]: r for r in csv.DictReader((work / "grades.csv").open())}
-    assert {r["sandbox"] for r in rows.values()} == {sandbox.POD}
-    assert rows["ada"]["score"] == rows["ada"]["max_score"] != "0"
-    assert rows["leaver"]["score"] == rows["ada"]["score"]  # correct, and its leftover is gone
+    # the same pod without its seccomp filter and no_new_privs (confine.py): refused
+    i = args.index(str(REPO / "tests" / "confine.py"))
+    loose = args[:i - 1] + args[i + 1:]
+    out = subprocess.run(loose + [sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert "no seccomp filter" in out.stdout and "IsolationError" in out.stderr
