@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TEST_STAMP := $(subst .installed-,.installed-test-,$(STAMP))
 
-.PHONY: install lab test chromium sandbox release grade-demo grade-me bench clean-venv
+.PHONY: install lab test chromium sandbox hub release grade-demo grade-me bench clean-venv
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ lab: $(STAMP)
 	$(PY) -m bncourse.workspace
 	$(VENV)/bin/jupyter lab --notebook-dir=my_course $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(TEST_STAMP) chromium sandbox
+test: $(TEST_STAMP) chromium sandbox hub
 	$(PY) -m pytest
 
 $(TEST_STAMP): $(STAMP)
@@ -43,6 +43,25 @@ sandbox:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  echo "note: bubblewrap (bwrap) not available: grading will run unsandboxed"
 
+# The course on a real JupyterHub (deploy/hub/, tests/test_hub.py): jupyterhub (the `hub`
+# extra) in .venv, configurable-http-proxy from npm installed locally into .hub/ (pinned in
+# deploy/hub/package.json; no global install), and the learners' environment .venv-learner
+# (same pins, only the bncourse package: deploy/hub/learner_env.py). Without npm the hub
+# test is skipped and says so.
+HUB_INPUTS := pyproject.toml deploy/hub/package.json deploy/hub/learner_env.py $(wildcard deploy/hub/learner/etc/jupyter/*/*) $(wildcard bncourse/*.py)
+HUB_STAMP  := .hub/.installed-$(shell cat $(HUB_INPUTS) | cksum | cut -d' ' -f1)
+
+hub: $(HUB_STAMP)
+
+$(HUB_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[hub]"
+	@if command -v npm >/dev/null; then \
+	  mkdir -p .hub && cp deploy/hub/package.json .hub/package.json && \
+	  npm install --prefix .hub --no-audit --no-fund --loglevel=error; \
+	else echo "note: npm not available: configurable-http-proxy not installed, the hub test will be skipped"; fi
+	$(PY) deploy/hub/learner_env.py .venv-learner
+	mkdir -p .hub && rm -f .hub/.installed-* && touch $@
+
 release: $(STAMP)
 	$(PY) -m autograder release
 
@@ -62,4 +81,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_lessons.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-learner .hub
