@@ -8,7 +8,8 @@ no service-account token, no service links, resource limits, a deadline, an empt
 only scratch space, and a NetworkPolicy that denies all ingress and egress of grading pods.
 Inside, `python -m autograder grade` runs with BNCOURSE_ISOLATION=pod: the grader checks
 those properties from inside (autograder.sandbox.pod_problems) before it claims "pod" in
-grades.csv, and refuses to grade otherwise.
+grades.csv, and refuses to grade otherwise; within the pod, Landlock keeps the submission
+away from the grading code and the grader's workspace (autograder.sandbox).
 
     python -m autograder.k8s [--out deploy/k8s] [--image IMAGE] [--student S --lesson L]
 

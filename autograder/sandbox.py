@@ -22,8 +22,11 @@ Isolation is pluggable (`BNCOURSE_ISOLATION`, see `isolation()`):
   autograder/k8s.py) that is itself the sandbox; the submission runs as a plain subprocess,
   and `Run.sandbox == "pod"` only after `pod_problems()` found none of the pod's properties
   missing (not root, read-only root, no capabilities, no privilege escalation, a seccomp
-  filter, no service-account token, a private process list, no network). Every process the
-  submission left behind is killed after its run.
+  filter, Landlock, no service-account token, no other users' processes, no network). Within
+  the pod, Landlock keeps the submission to what bubblewrap would show it (the system,
+  Python, bncourse/, datasets/ read-only; its scratch folder writable): the grading code,
+  the hidden reference and the grader's workspace in the same pod are out of its reach, and
+  it may not signal or trace the grader. Every process it left behind is killed after its run.
 - `none`: a plain subprocess, said loudly (`Run.sandbox == UNSANDBOXED`).
 
 With the variable unset, bubblewrap is used where it works and otherwise the submission
@@ -359,10 +362,10 @@ def pod_problems():
     """What keeps this process from being a locked-down grading pod (deploy/k8s/), as a list
     of sentences; [] when every property checked holds. Checked: not root, read-only root
     filesystem, no capabilities, no_new_privs (allowPrivilegeEscalation: false), a seccomp
-    filter (its content is not inspected), no service-account token, no other processes
-    than this one's ancestors (no shared process namespace), and no network: either only
-    loopback, or no TCP connection to the API server or the DNS server (a deny-all
-    NetworkPolicy) within a second."""
+    filter (its content is not inspected), Landlock available (to keep the submission from
+    the grader's files), no service-account token, no processes of other users in sight (no
+    shared process namespace), and no network: either only loopback, or no TCP connection
+    to the API server or the DNS server (a deny-all NetworkPolicy) within a second."""
     problems = []
     if os.geteuid() == 0 or os.getuid() == 0:
         problems.append("it runs as root (uid 0): set runAsNonRoot and runAsUser")
@@ -376,6 +379,10 @@ def pod_problems():
                         "allowPrivilegeEscalation: false")
     if _status("Seccomp") in (None, "0"):
         problems.append("no seccomp filter: set seccompProfile type RuntimeDefault")
+    if landlock_abi() < 1:
+        problems.append("Landlock is not available (Linux 5.13 or later with landlock among its "
+                        "LSMs, and a seccomp profile that allows the landlock_* system calls): "
+                        "without it the submission could read the grading code in the pod")
     if (SERVICE_ACCOUNT / "token").exists():
         problems.append("a service-account token is mounted: set automountServiceAccountToken: false")
     strangers = _processes(lambda uid: uid != os.getuid())
@@ -427,6 +434,99 @@ def _kill_strays(before):
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+# ---------------------------------------------------------------------------------------
+# Landlock, in the pod: the submission's process tree may read the system, Python and the
+# learner package, and write its scratch folder - nothing else (not the grading code nor the
+# hidden reference in the image, not the grader's workspace), and may not signal or trace
+# the grader. Landlock needs no privileges (Linux >= 5.13 with landlock among its LSMs, and a
+# seccomp profile that lets its three system calls through).
+
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+FS_RIGHTS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1,
+                    5: (1 << 16) - 1}
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def _libc():
+    import ctypes
+    return ctypes, ctypes.CDLL(None, use_errno=True)
+
+
+def landlock_abi():
+    """The Landlock ABI version this kernel offers to this process (0: none)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    ctypes, libc = _libc()
+    version = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                           ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    return max(int(version), 0)
+
+
+def _landlock_ruleset(readable, listable, writable):
+    """A ruleset fd: `readable` folders may be read and executed, `listable` only listed,
+    `writable` used fully; everything else of the filesystem is refused. Raises OSError."""
+    ctypes, libc = _libc()
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError("Landlock is not available here")
+    everything = FS_RIGHTS_BY_ABI.get(abi, FS_RIGHTS_BY_ABI[5])
+    # struct landlock_ruleset_attr: handled_access_fs, handled_access_net (ABI 4), scoped (ABI 6)
+    fields = [everything] + ([0] if abi >= 4 else []) + (
+        [SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL] if abi >= 6 else [])
+    attr = (ctypes.c_uint64 * len(fields))(*fields)
+    fd = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+                      ctypes.c_uint32(0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    try:
+        for paths, rights in ((readable, FS_READ), (listable, FS_READ_DIR), (writable, everything)):
+            for path in paths:
+                if not os.path.isdir(path):
+                    continue
+                parent = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                try:
+                    rule = PathBeneath(rights, parent)
+                    if libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(fd),
+                                    ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH), ctypes.byref(rule),
+                                    ctypes.c_uint32(0)) != 0:
+                        raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+                finally:
+                    os.close(parent)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _pod_ruleset(scratch):
+    """What a submission may touch in the pod: as much as bubblewrap shows it, no more."""
+    bncourse_dir = str(Path(bncourse.__file__).resolve().parent)
+    readable = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc", "/proc", "/sys",
+                *_python_roots(), bncourse_dir, str(REPO / "datasets")]
+    listable = [str(Path(bncourse_dir).parent)]  # Python lists it to find bncourse; no files read
+    writable = [str(scratch), "/dev"]
+    return _landlock_ruleset(readable, listable, writable)
+
+
+def _restrict_self(fd):
+    """In the child, before exec: enter the ruleset for good."""
+    ctypes, libc = _libc()
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
 
 
 def _limits():
@@ -509,8 +609,20 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     deadline = min(cell_timeout * code_cells, 1200) + 60
     run = Run(sandbox=mode)
     before = _processes() if mode == POD else ()
-    process = subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_limits)
+    preexec, ruleset = _limits, None
+    if mode == POD:  # the pod keeps the submission from the world; Landlock from the grader
+        ruleset = _pod_ruleset(scratch)
+
+        def preexec():
+            _limits()
+            _restrict_self(ruleset)
+    try:
+        process = subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   preexec_fn=preexec)  # the ruleset fd closes at exec
+    finally:
+        if ruleset is not None:
+            os.close(ruleset)
     try:
         _, err = process.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:

@@ -170,3 +170,54 @@ def test_inside_a_locked_down_pod_every_property_holds(tmp_path):
     loose = args[:i - 1] + args[i + 1:]
     out = subprocess.run(loose + [sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert "no seccomp filter" in out.stdout and "IsolationError" in out.stderr
+
+
+PRYING = """\
+import os
+reached = []
+for path in {paths!r}:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+        reached.append(path)
+    except OSError:
+        pass
+for pid in {pids!r}:
+    try:
+        os.kill(pid, 0)
+        reached.append(f"signal {{pid}}")
+    except OSError:
+        pass
+print("reached:", reached)
+"""
+
+
+@needs_pod
+def test_in_the_pod_a_submission_reaches_neither_the_grading_code_nor_the_grader(tmp_path):
+    """Landlock inside the pod: the hidden reference in the image, the grader's workspace
+    and the grader's own process are out of reach; its scratch folder and bncourse are not."""
+    script = f"""
+import os, nbformat
+from pathlib import Path
+from autograder import sandbox
+work = Path("/scratch/work"); work.mkdir()
+(work / "gradebook.db").write_text("the grader's")
+paths = ["{REPO / 'autograder' / 'reference.py'}", "{REPO / 'solutions' / '01_batch_statistics' / '01_batch_statistics.ipynb'}",
+         str(work / "gradebook.db"), "/proc/1/environ", f"/proc/{{os.getpid()}}/environ"]
+code = {PRYING!r}.format(paths=paths, pids=[1, os.getpid()])
+control = "open('mine.txt', 'w').write('x'); print('control:', open('mine.txt').read(), "
+control += "len(open({str(REPO / 'bncourse' / '__init__.py')!r}).read()) > 0)"
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(control)])
+run = sandbox.run_submission(nb, "01_batch_statistics", {{}}, cell_timeout=60, scratch_root=work)
+print(run.sandbox, run.stopped)
+for cell in run.notebook.cells:
+    for out in cell.get("outputs", []):
+        print(out.get("text", "") or out.get("evalue", ""))
+"""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/scratch", "TMPDIR": "/scratch", sandbox.ENV_ISOLATION: "pod"}
+    args = emulated_pod_args([("/scratch", None, False)], env, 65534)
+    out = subprocess.run(args + [sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("pod "), out.stdout
+    assert "reached: []" in out.stdout, out.stdout
+    assert "control: x True" in out.stdout, out.stdout

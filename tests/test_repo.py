@@ -70,8 +70,10 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    # the conda environment also carries the `hub` extra (JupyterHub for deploy/hub/)
-    assert _pins(project["dependencies"] + project["optional-dependencies"]["hub"]) == _pins(pip)
+    # the conda environment also carries the `hub` extra (JupyterHub for deploy/hub/) and the
+    # `deploy` extra (the kubernetes client that tests/test_deploy.py checks deploy/ with)
+    extras = project["optional-dependencies"]
+    assert _pins(project["dependencies"] + extras["hub"] + extras["deploy"]) == _pins(pip)
     assert "torch==2.13.0" in project["dependencies"]
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     assert python == "python=3.11" and project["requires-python"].startswith(">=3.11")
