@@ -371,7 +371,9 @@ def hub_class(tmp_path_factory):
 
         # the learners' environment, outside the checkout (hard links: instant, same files)
         learner = root / "learner"
-        _run(["cp", "-al", str(LEARNER_VENV), str(learner)])
+        if subprocess.run(["cp", "-al", str(LEARNER_VENV), str(learner)], capture_output=True).returncode:
+            shutil.rmtree(learner, ignore_errors=True)  # another file system: copy it
+            _run(["cp", "-a", str(LEARNER_VENV), str(learner)])
         exchange = root / "exchange"
         exchange.mkdir()
         exchange.chmod(0o1777)
