@@ -45,8 +45,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from autograder import submissions  # noqa: E402
-from tests.catalogue import MUTANTS  # noqa: E402
+from autograder import submissions
+from tests.catalogue import MUTANTS
 
 pytestmark = pytest.mark.hub
 
@@ -228,9 +228,9 @@ class Users:
     def remove(self):
         self.kill_processes()
         for name in self.names:
-            subprocess.run(["userdel", "--force", "--remove", name], capture_output=True)
+            subprocess.run(["userdel", "--force", "--remove", name], capture_output=True, check=False)
         if getattr(self, "group_made", False):
-            subprocess.run(["groupdel", self.group], capture_output=True)
+            subprocess.run(["groupdel", self.group], capture_output=True, check=False)
 
 
 # ------------------------------------------------------------------ talking to the hub
@@ -275,7 +275,7 @@ class Hub:
             ws.send(json.dumps({
                 "header": {"msg_id": msg_id, "username": user, "session": session,
                            "msg_type": "execute_request", "version": "5.3",
-                           "date": datetime.datetime.now(datetime.timezone.utc).isoformat()},
+                           "date": datetime.datetime.now(datetime.UTC).isoformat()},
                 "parent_header": {}, "metadata": {}, "buffers": [], "channel": "shell",
                 "content": {"code": code, "silent": False, "store_history": False,
                             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
@@ -371,7 +371,8 @@ def hub_class(tmp_path_factory):
 
         # the learners' environment, outside the checkout (hard links: instant, same files)
         learner = root / "learner"
-        if subprocess.run(["cp", "-al", str(LEARNER_VENV), str(learner)], capture_output=True).returncode:
+        if subprocess.run(["cp", "-al", str(LEARNER_VENV), str(learner)], capture_output=True,
+                          check=False).returncode:
             shutil.rmtree(learner, ignore_errors=True)  # another file system: copy it
             _run(["cp", "-a", str(LEARNER_VENV), str(learner)])
         exchange = root / "exchange"
@@ -408,7 +409,7 @@ def hub_class(tmp_path_factory):
 
         def as_instructor(*args, timeout=900):
             r = subprocess.run(list(args), cwd=course_root, env=ienv, user=ipw.pw_uid, group=ipw.pw_gid,
-                               extra_groups=[], capture_output=True, text=True, timeout=timeout)
+                               extra_groups=[], capture_output=True, text=True, timeout=timeout, check=False)
             assert r.returncode == 0, f"{args} as the instructor failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
             return r.stdout + r.stderr
 
@@ -428,10 +429,10 @@ def hub_class(tmp_path_factory):
                "BNHUB_SERVICE_PORT": str(service_port), "BNHUB_PROXY_COMMAND": str(CHP),
                "BNHUB_STATE": str(state), "BNHUB_DRIVER_TOKEN": driver}
         start = time.perf_counter()
-        log = open(root / "jupyterhub.log", "w")
-        hub_proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG)],
-                                    cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        with open(root / "jupyterhub.log", "w") as log:  # the hub keeps its own descriptor
+            hub_proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG)],
+                                        cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         facts.update(hub_proc=hub_proc, log=root / "jupyterhub.log")
         hub = Hub(port)
         while True:
@@ -490,10 +491,10 @@ def hub_class(tmp_path_factory):
         for key in ("s1", "s2", "s3"):
             submit(students[key])
         # the due date passes; then the late student submits
-        due = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=1)
+        due = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(seconds=1)
         as_instructor(str(python), "-m", "nbgrader", "db", "assignment", "add", LESSON,
                       f"--duedate={due.strftime('%Y-%m-%d %H:%M:%S')} UTC")
-        time.sleep(max(0.0, (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1.0)
+        time.sleep(max(0.0, (due - datetime.datetime.now(datetime.UTC)).total_seconds()) + 1.0)
         submit(students["s4"])
 
         # ---- instructor: collect, grade, feedback
@@ -520,6 +521,12 @@ def hub_class(tmp_path_factory):
         _timed("release_feedback + 4 fetch_feedback", start)
         with open(course_root / "grades.csv", newline="") as f:
             facts["grades"] = {row["student"]: row for row in csv.DictReader(f)}
+    except BaseException:
+        log = root / "jupyterhub.log"
+        if log.exists():  # the folder goes below: show why the hub or a server failed
+            print("[hub] end of jupyterhub.log:\n" + log.read_text(errors="replace")[-6000:], flush=True)
+        raise
+    else:
         yield facts
     finally:
         start = time.perf_counter()
@@ -597,7 +604,7 @@ def test_feedback_reaches_each_student_without_hidden_tests(hub_class):
                  if len(ln.strip()) > 25 and ln.strip() not in answers
                  and not ln.strip().startswith(("#", '"""', "def ", "import", "from"))]
     assert ref_lines
-    for key, name in students.items():
+    for name in students.values():
         folder = f"{COURSE}/{LESSON}/feedback"
         stamps = hub.ok("GET", f"/user/{name}/api/contents/{folder}", tokens[name])["content"]
         assert len(stamps) == 1, (name, stamps)
@@ -623,7 +630,7 @@ def test_learners_get_no_formgrader_course_list_or_create_assignment(hub_class):
     page = hub.call("GET", f"/user/{name}/lab", tokens[name])
     assert page.status_code == 200
     config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
-                                  page.text, re.S).group(1))
+                                  page.text, re.DOTALL).group(1))
     disabled = config.get("disabledExtensions", [])
     disabled = list(disabled) if not isinstance(disabled, dict) else [k for k, v in disabled.items() if v]
     for plugin in ("formgrader", "create-assignment", "course-list"):

@@ -19,9 +19,9 @@ The environment is relocatable as a whole folder (a hard-linked copy works): bnc
 through a .pth line relative to site-packages, and the servers are started as
 `<venv>/bin/python -m jupyterhub.singleuser`, never through a script's #! line.
 """
-import shutil
 import argparse
 import os
+import shutil
 import stat
 import subprocess
 import sys
