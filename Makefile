@@ -25,7 +25,7 @@ test: $(TEST_STAMP) chromium sandbox hub
 	$(PY) -m pytest
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[browser,deploy]"
+	$(PY) -m pip install --quiet -e ".[browser,deploy,check]"
 	touch $@
 
 # Debian's Chromium drives tests/test_lab.py (JupyterLab in a real browser). Installed when

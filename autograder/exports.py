@@ -20,7 +20,8 @@ from nbgrader.plugins import ExportPlugin
 from traitlets import Unicode
 
 from autograder.paths import SOURCE
-from autograder.submissions import lessons as all_lessons, notebook_path, tested_piece
+from autograder.submissions import lessons as all_lessons
+from autograder.submissions import notebook_path, tested_piece
 
 SCORE_COLUMNS = ["student", "lesson", "score", "max_score", "late_penalty", "timestamp"]
 

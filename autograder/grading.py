@@ -22,7 +22,8 @@ from autograder import exports
 from autograder.reports import load_report
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
-from autograder.submissions import grade_id, is_test_cell, lessons as all_lessons
+from autograder.submissions import grade_id, is_test_cell
+from autograder.submissions import lessons as all_lessons
 
 CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests",
                "late_penalty"]  # then one column of points per graded piece (autograder.exports)
@@ -347,6 +348,7 @@ _worker = {}  # in each worker process: its nbgrader API and the lock
 
 def _start_worker(settings):
     from sqlalchemy.exc import SAWarning
+
     from autograder.nbgrader_plugins import Coordination
     warnings.simplefilter("ignore", SAWarning)  # nbgrader 0.9's own session noise
     lock = GradebookLock(Path(settings["root"]) / ".gradebook.lock")
@@ -366,9 +368,10 @@ def _grade_one(lesson, student):
 
 
 def _autograde_all(settings, todo, progress, workers):
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
-    import multiprocessing
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)

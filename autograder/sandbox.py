@@ -53,8 +53,8 @@ from pathlib import Path
 import nbformat
 
 import bncourse
-from bncourse import answers, runner
 from autograder.paths import REPO
+from bncourse import answers, runner
 
 SANDBOX = BUBBLEWRAP = "bubblewrap"
 POD = "pod"

@@ -43,6 +43,7 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
 
     from nbgrader.converters import Autograde, GenerateFeedback  # heavy: import lazily
+
     from autograder.nbgrader_plugins import PrivateFeedback, SandboxedExecute, StderrIsNotFailure
 
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())

@@ -173,7 +173,7 @@ def placement_study(seeds=(0, 1, 2, 3), epochs=8, batch_size=32, optimisers=("sg
         curve = []
         x_val, y_val = _digits()[2:]
         train(model, epochs, batch_size, opt, seed=seed,
-              on_epoch=lambda m: curve.append(evaluate(m, x_val, y_val)[:2]))
+              on_epoch=lambda m: curve.append(evaluate(m, x_val, y_val)[:2]))  # noqa: B023 (called in this pass)
         loss.setdefault((opt, placement), []).append(tuple(c[0] for c in curve))
         acc.setdefault((opt, placement), []).append(tuple(c[1] for c in curve))
     freeze = lambda d: {k: tuple(v) for k, v in d.items()}  # noqa: E731
@@ -667,7 +667,7 @@ def token_statistics(seed=0, d=16, hidden=32, length_a=6, length_b=3):
     batch = torch.cat([a, F.pad(b, (0, 0, 0, length_a - length_b))])  # B padded with zeros
     changes = []
     for norm in (nn.LayerNorm, TokenBatchNorm):
-        block = _seeded(lambda: PreNormBlock(d, hidden, norm).double(), seed)
+        block = _seeded(lambda norm=norm: PreNormBlock(d, hidden, norm).double(), seed)
         with tripwire.allowed(), torch.no_grad():
             alone_a, alone_b, both = block(a), block(b), block(batch)
         changes.append((float((both[:1] - alone_a).abs().max()),

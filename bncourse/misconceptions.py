@@ -4,13 +4,13 @@ When a learner's function gives a wrong answer, `diagnose(piece, fn)` runs it on
 crafted so that each known mistake produces a clearly different answer, and returns the
 mistakes whose answer it reproduces. Their `message` is what the learner reads.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from bncourse.judge import (EXACT_STEPS as EXACT, Formula, decode_text, forward_cache, is_text, run_gradient_norms,
-                            run_module, run_steps)
+from bncourse.judge import EXACT_STEPS as EXACT
+from bncourse.judge import Formula, decode_text, forward_cache, is_text, run_gradient_norms, run_module, run_steps
 
 
 @dataclass(frozen=True)
@@ -736,6 +736,7 @@ CATALOGUE["BatchNormFunction"] = [
 def _mistaken_module(piece, **mistake):
     """A BatchNorm module with one of the classic mistakes (torch ops, after torch's design)."""
     import torch
+
     from bncourse.judge import TRUSTED_CLASSES
     function = TRUSTED_CLASSES["BatchNormFunction"]()
     flag = mistake.get
@@ -755,7 +756,8 @@ def _mistaken_module(piece, **mistake):
             values = {"running_mean": torch.zeros(num_features, **kw),
                       "running_var": torch.zeros(num_features, **kw) if flag("var_init_zero")
                       else torch.ones(num_features, **kw),
-                      "num_batches_tracked": torch.tensor(0, dtype=torch.float32 if flag("float_count") else torch.long)}
+                      "num_batches_tracked": torch.tensor(
+                          0, dtype=torch.float32 if flag("float_count") else torch.long)}
             for name, value in values.items():
                 if flag("buffers_as_parameters") and name != "num_batches_tracked" and tracked:
                     self.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
@@ -890,7 +892,8 @@ def _module_mistakes(piece):
                       "state, not learned: register_buffer them (optimisers must not see them, state_dict and "
                       ".to() must)", _answer_probe(piece, "layout", lambda text: "running_" in text.split(";")[0])),
         Misconception("float_count", "num_batches_tracked must be an int64 tensor, torch.tensor(0, "
-                      "dtype=torch.long), whatever the module's dtype", _module_like(piece, "layout", float_count=True)),
+                      "dtype=torch.long), whatever the module's dtype",
+                      _module_like(piece, "layout", float_count=True)),
         Misconception("affine_false_params", "with affine=False torch has no weight and bias: "
                       "register_parameter('weight', None) (and 'bias'), do not create fixed ones",
                       _module_like(piece, "layout", {"affine": False}, affine_false_params=True)),

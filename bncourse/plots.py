@@ -219,7 +219,7 @@ def backward_graph():
     colours = {"x": "#dbe9f6", "gamma": "#fde3c8", "beta": "#fde3c8", "y": "#d9f0d3"}
     box = {name: _graph_node(ax, pos, label, colours.get(name, "white"))
            for name, (pos, label, _, _) in nodes.items()}
-    for name, ((px, py), _, grad, above) in nodes.items():
+    for (px, py), _, grad, above in nodes.values():
         if grad:
             ax.text(px, py + (0.5 if above else -0.5), grad, ha="center",
                     va="bottom" if above else "top", color=RED, fontsize=11)

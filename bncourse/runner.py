@@ -14,11 +14,13 @@ import os
 import sys
 from pathlib import Path
 
+# isort: off
 import bncourse  # noqa: F401  (first: it spares this process a slow import)
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
+# isort: on
 
 from bncourse.tripwire import GRADING_ENV
 

@@ -303,8 +303,8 @@ def regularisation_study(batch_mean_noise, seed=0, seeds=None, epochs=20, batch_
         tr, va = [], []
         model = mlp(norm, "before", seed=s)
         train(model, epochs, batch_size, "sgd", lr=lr, seed=s,
-              on_epoch=lambda m: (tr.append(evaluate(m, x, y)),
-                                  va.append(evaluate(m, x_val, y_val))))
+              on_epoch=lambda m: (tr.append(evaluate(m, x, y)),  # noqa: B023 (called in this pass)
+                                  va.append(evaluate(m, x_val, y_val))))  # noqa: B023
         for store, values in zip(curves[norm], ([t[0] for t in tr], [v[0] for v in va],
                                                  [tr[-1][1]], [va[-1][1]])):
             store.append(tuple(_number(v) for v in values))
@@ -458,7 +458,7 @@ def smoothness_study(effective_smoothness, seed=0, seeds=None, epochs=5, lr=0.04
         def measure(model):
             loss0, g0, losses, gs = probe_along_gradient(model, xb, yb, etas)
             beta = effective_smoothness(g0, gs, np.array(etas))   # the learner's code
-            for store, v in zip(rows, (_number(loss0), tuple(_number(v) for v in losses),
+            for store, v in zip(rows, (_number(loss0), tuple(_number(v) for v in losses),  # noqa: B023
                                        _number(beta), _number(np.linalg.norm(g0)))):
                 store.append(v)
 

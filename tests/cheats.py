@@ -7,8 +7,8 @@ points). `says` is a phrase the failed test's message must contain, `flag` one t
 CSV's flags must contain. `{marker}`, `{repo}`, `{work}` and `{victim}` are filled in with
 real paths by the test, which then checks that nothing outside the submission changed.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 LESSON = "01_batch_statistics"
 WRONG_MEAN = "def batch_mean(x):\n    return x.sum(axis=0)  # wrong: a sum, not a mean\n"
@@ -23,7 +23,7 @@ class Cheat:
     scores: dict
     says: str = ""
     flag: str = ""
-    edit: Optional[Callable] = None
+    edit: Callable | None = None
     status: str = ""  # a phrase the row's status must contain
     tags: tuple = field(default=())
 

@@ -43,9 +43,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 from autograder import submissions
+from autograder.paths import REPO
 from tests.catalogue import MUTANTS
 
 pytestmark = pytest.mark.hub

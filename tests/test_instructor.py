@@ -114,6 +114,7 @@ def test_the_demo_class_has_its_own_learners_and_they_are_what_they_claim():
     """`make grade-demo` builds its class without the test suite's catalogue: the einsum
     learner is right and each mistake is caught by the hidden tests (in-process)."""
     import numpy as np
+
     from autograder import demo, hidden
     from bncourse.checks import CheckFailed
 
@@ -124,7 +125,7 @@ def test_the_demo_class_has_its_own_learners_and_they_are_what_they_claim():
 
     for piece, code in demo.EINSUM.items():
         hidden.grade(piece, function(piece, code))
-    for student, answers in demo.MISTAKES.items():
+    for answers in demo.MISTAKES.values():
         for piece, code in answers.items():
             with pytest.raises(CheckFailed):
                 hidden.grade(piece, function(piece, code))

@@ -202,7 +202,8 @@ from pathlib import Path
 from autograder import sandbox
 work = Path("/scratch/work"); work.mkdir()
 (work / "gradebook.db").write_text("the grader's")
-paths = ["{REPO / 'autograder' / 'reference.py'}", "{REPO / 'solutions' / '01_batch_statistics' / '01_batch_statistics.ipynb'}",
+paths = ["{REPO / 'autograder' / 'reference.py'}",
+         "{REPO / 'solutions' / '01_batch_statistics' / '01_batch_statistics.ipynb'}",
          str(work / "gradebook.db"), "/proc/1/environ", f"/proc/{{os.getpid()}}/environ"]
 code = {PRYING!r}.format(paths=paths, pids=[1, os.getpid()])
 control = "open('mine.txt', 'w').write('x'); print('control:', open('mine.txt').read(), "

@@ -110,6 +110,7 @@ def test_the_learner_package_never_imports_the_grader():
 def test_hidden_tests_run_in_process_where_the_grader_is_installed(tmp_path, monkeypatch, capsys):
     """An instructor running a solution notebook: record_answers grades with the hidden tests."""
     import numpy as np
+
     from bncourse.answers import record_answers
     from bncourse.checks import CheckFailed
     monkeypatch.chdir(tmp_path)  # no calls file here: not inside a grading run
@@ -146,3 +147,12 @@ def test_no_import_cycles():
     for name in graph:
         cycle = cycle_from(name)
         assert cycle is None, " -> ".join(cycle)
+
+
+def test_ruff_is_clean():
+    """The rules are pyproject.toml's [tool.ruff]; `make test` installs ruff (the check extra)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -2,12 +2,13 @@
 
     python deploy/hub/learner_env.py .venv-learner [--python /usr/bin/python3.11]
 
-The environment of every single-user server on the hub: a second virtual environment with the course's exact pins (pyproject.toml: torch==2.13.0
-first, then jupyterlab, notebook, nbgrader, ... and the `hub` extra's jupyterhub) and only
-the learner package `bncourse` (copied in, with datasets/): no `autograder`, no `solutions/`,
-no tests. nbgrader's instructor extensions are switched off in the environment's own Jupyter
-config (deploy/hub/learner/etc/jupyter, copied into <venv>/etc/jupyter): no formgrader, no
-course list, no "Create Assignment"; the assignment list (fetch / submit / feedback) stays.
+The environment of every single-user server on the hub: a second virtual environment with
+the course's exact pins (pyproject.toml: torch==2.13.0 first, then jupyterlab, notebook,
+nbgrader, ... and the `hub` extra's jupyterhub) and only the learner package `bncourse`
+(copied in, with datasets/): no `autograder`, no `solutions/`, no tests. nbgrader's
+instructor extensions are switched off in the environment's own Jupyter config
+(deploy/hub/learner/etc/jupyter, copied into <venv>/etc/jupyter): no formgrader, no course
+list, no "Create Assignment"; the assignment list (fetch / submit / feedback) stays.
 
 It is built on a Python 3.11 that every Unix user can run (the system's /usr/bin/python3.11 by
 default; a Python under /root, as pyenv installs it, is not). The instructor's servers run it
