@@ -119,6 +119,24 @@ class Formula:
         var = ((x - mean) ** 2).mean(0)
         return p["gamma"] * (x - mean) / xp.sqrt(var + 1e-5) + p["beta"]
 
+    def third_derivatives(self, x, dout, s):
+        """phi3_i(s), the third derivative of phi_i(s) = sum(f(x + s e_i) * dout) (x's element i
+        moved by s), for every i: what a centred difference's truncation error scales with."""
+        x, dout, p = np.asarray(x, np.float64), np.asarray(dout, np.float64), self.params
+        if self.kind == "tanh_layer":  # moving x[n, d] moves row n of x @ W + b by s * W[d]
+            t = np.tanh((x @ p["W"] + p["b"])[:, None, :] + s * p["W"][None])
+            return ((p["W"] ** 3)[None] * (-2 * (1 - t ** 2) * (1 - 3 * t ** 2)) * dout[:, None, :]).sum(axis=-1)
+        # batchnorm, column by column: phi(s) = (a + b s) / sqrt(q(s)), q(s) = var(s) + 1e-5 a
+        # quadratic in s; the 2nd and 3rd derivatives of q^(-1/2) written out
+        n = x.shape[0]
+        c, u = p["gamma"] * dout, x - x.mean(axis=0)
+        a, b = (c * u).sum(axis=0), c - c.mean(axis=0)
+        q = 1e-5 + (u ** 2).mean(axis=0) + 2 * s * u / n + s ** 2 * (n - 1) / n ** 2
+        dq, ddq = 2 * u / n + 2 * s * (n - 1) / n ** 2, 2 * (n - 1) / n ** 2
+        r2 = 0.75 * dq ** 2 * q ** -2.5 - 0.5 * ddq * q ** -1.5
+        r3 = -15 / 8 * dq ** 3 * q ** -3.5 + 9 / 4 * dq * ddq * q ** -2.5
+        return (a + b * s) * r3 + 3 * b * r2
+
 
 class Failure(Exception):
     """A learner's function gave a wrong answer on one case; `str()` explains it."""
@@ -456,13 +474,7 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
     elif piece in BACKWARD:
         return unit * (np.abs(exact) + _backward_roundoff(case, what))
     elif piece == "numerical_gradient":
-        # centred differences are off the exact gradient (torch.autograd) by ~h^2, and the
-        # difference of two nearby sums loses ~eps64 * sum|f(x) * dout| / h; a one-sided
-        # difference is off by ~h, far more
-        f, x, dout = case.args
-        h = case.kwargs.get("h", 1e-5)
-        cancellation = 8 * np.finfo(np.float64).eps * np.abs(f(_f64(x)) * dout).sum() / h
-        return NUMERICAL_GRADIENT_RTOL * (np.abs(exact) + np.abs(exact).max()) + cancellation
+        return _central_difference_error(*case.args, case.kwargs.get("h", 1e-5), exact)
     elif piece == "update_running_stats":
         old, new = (a[0], a[2]) if what == "new running_mean" else (a[1], a[3])
         roundoff = np.abs(old) + np.abs(new)
@@ -507,7 +519,35 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
     return unit * (np.abs(exact) + roundoff)
 
 
-NUMERICAL_GRADIENT_RTOL = 1e-6  # see benchmarks/calibrate_tolerances.py
+def _central_difference_error(f, x, dout, h, exact):
+    """How far a correct centred difference (L(x + h e_i) - L(x - h e_i)) / 2h, L = sum(f(x) * dout),
+    computed in float64, may land from the exact gradient (torch.autograd), element-wise.
+
+    truncation: with phi(s) = L(x + s e_i), Taylor's remainder of the centred difference is
+      h^2/12 (phi3(s1) + phi3(s2)), s1 in (0, h), s2 in (-h, 0), phi3 the third derivative:
+      at most h^2/6 max|phi3| over [-h, h] (Formula.third_derivatives, at s = -h, 0, h: the
+      cases' f bend on the scale of sqrt(var + 1e-5) >= 3e-3 or of 1/|W|, >= 30 h, so these
+      samples give the maximum to a fraction of a per cent). A correct answer shows this term
+      in full (it is h^2/6 phi3(0) + O(h^4)), so it is counted three times: correct answers are
+      to stay well under their allowance (the key sweep asks for half at most).
+    rounding: each float64 L carries ~eps * sum|dout| * (|f| + the size f's own rounding scales
+      with); the difference of two of them is divided by 2h. The steps x_i +- h are rounded
+      too: the step taken is 2h to within eps |x_i|, a relative eps |x_i| / 2h.
+    A one-sided difference is off by h/2 |phi''|, orders of magnitude more than h^2/3 |phi3|
+    on most inputs; dividing by h instead of 2h doubles the answer."""
+    eps = float(np.finfo(np.float64).eps)
+    x, dout = _f64(x), _f64(dout)
+    fx = f(x)
+    if f.kind == "batchnorm":  # (x - mean) / std: the mean's and the variance's rounding
+        std = np.sqrt(x.var(axis=0) + 1e-5)
+        size = np.abs(f.params["gamma"]) * np.abs(x).max(axis=0) / std * (1 + np.abs(x - x.mean(axis=0)) / std) \
+            + np.abs(f.params["beta"])
+    else:  # tanh(x @ W + b): the sum's rounding, times tanh's slope
+        size = (1 - fx ** 2) * (np.abs(x) @ np.abs(f.params["W"]) + np.abs(f.params["b"]))
+    rounding_of_l = TOLERANCE_K * eps * (np.abs(dout) * (np.abs(fx) + size)).sum()
+    rounding = rounding_of_l / h + TOLERANCE_K * eps * np.abs(x) / (2 * h) * np.abs(exact)
+    third = np.max([np.abs(f.third_derivatives(x, dout, s)) for s in (-h, 0.0, h)], axis=0)
+    return 3 * h ** 2 / 6 * third + rounding
 
 
 def _x_hat_error(biggest, var, eps, unit):
@@ -600,6 +640,22 @@ def _as_array(value, name):
     return arr
 
 
+_MARGINS = []  # the lists margins() hands out, innermost last
+
+
+@contextlib.contextmanager
+def margins():
+    """Inside the block, every compare() appends its worst error/allowed ratio to the yielded
+    list (0 when exact, inf past a zero allowance): how close answers come to failing
+    (benchmarks/sweep_keys.py)."""
+    ratios = []
+    _MARGINS.append(ratios)
+    try:
+        yield ratios
+    finally:
+        _MARGINS.remove(ratios)
+
+
 def compare(name, got, exact, allowed, case):
     """Raise Failure unless `got` matches `exact` (float64) within `allowed`."""
     got = _as_array(got, name)
@@ -609,6 +665,10 @@ def compare(name, got, exact, allowed, case):
     if not np.all(np.isfinite(got)):
         raise Failure(f"{name} contains nan or inf", case, "nonfinite")
     err = np.abs(got.astype(np.float64) - exact)
+    if _MARGINS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(err > 0, err / np.broadcast_to(allowed, err.shape), 0.0)
+        _MARGINS[-1].append(float(ratio.max(initial=0.0)))
     if np.all(err <= allowed):
         return
     worst = np.unravel_index(np.argmax(err - allowed), err.shape)
@@ -974,14 +1034,103 @@ def _measure_allowed(piece, case, exact, what, unit):
     if piece == "gradient_norms":
         if what != "the gradient norms":
             return 0.0
-        # rounding enters at the loss and travels down: a layer's gradient carries the error of
-        # the larger gradients above it (BatchNorm's backward cancels nearly equal terms)
-        depth = len([k for k in case.args[2] if k.startswith("w")])
-        above = np.maximum.accumulate(np.abs(exact)[::-1])[::-1]
-        return unit * (np.abs(exact) + 4 * depth * above) + unit * 1e-3
+        return unit * np.abs(exact) + _gradient_norms_error(*case.args, case.kwargs.get("batchnorm", False), unit)
     # record_layer_inputs: `what` is the layer's position
     return unit * (np.abs(exact) + _mlp_roundoff(case.args[0], case.args[1],
                                                  case.kwargs.get("batchnorm", False), unit)[what])
+
+
+def _gradient_norms_error(x, labels, params, batchnorm, unit):
+    """The rounding error a correct gradient_norms may carry, per Linear: a first-order error
+    bound carried through the computation as it runs, each step adding `unit` times the sizes
+    it sums and passing on what it received, amplified as the step amplifies it.
+
+    forward: z = h W^T + b errs by e_h |W|^T + unit (|h| |W|^T + |b|); BatchNorm's x_hat by
+      (the centred error) / std plus |x_hat| times half the variance's relative error; ReLU
+      passes its input's error, and where |its input| is within that error it may switch (a
+      correct answer may take either side: the whole upstream gradient there is allowed).
+    loss: d logits = (softmax - onehot) / N errs by p (e_z + sum p e_z) / N.
+    backward: dW = dz^T h errs by |dz|^T e_h + e_dz^T |h| (+ rounding); dh = dz W likewise;
+      BatchNorm's dx = (d - mean(d) - x_hat mean(d x_hat)) / std passes on e_d through the same
+      three terms, plus x_hat's own error times the terms it multiplies. That dx is a
+      difference of nearly equal terms (with N = 2 it is (d1 - d2)/2 times eps / (var + eps)):
+      its error, not its size, is what the terms' sizes set.
+    A norm errs by at most the Frobenius norm of its matrix's error, plus its own rounding.
+    The values (activations, upstream gradients) are torch's float64 forward and autograd on
+    the same model."""
+    import torch
+    import torch.nn.functional as F
+
+    from bncourse import tripwire
+    params = {k: _f64(v) for k, v in params.items()}
+    last = len([k for k in params if k.startswith("w")]) - 1
+    with tripwire.allowed():  # the model torch_mlp builds, in torch's functional form
+        inputs, outputs, normed = [torch.tensor(_f64(x), requires_grad=True)], [], []
+        for k in range(last + 1):
+            outputs.append(F.linear(inputs[k], torch.as_tensor(params[f"w{k}"]), torch.as_tensor(params[f"b{k}"])))
+            if k == last:
+                break
+            if batchnorm:
+                normed.append(F.batch_norm(outputs[k], None, None, training=True, eps=1e-5))
+            inputs.append(F.relu(normed[k] if batchnorm else outputs[k]))
+        for t in inputs[1:] + outputs + normed:
+            t.retain_grad()
+        F.cross_entropy(outputs[last], torch.as_tensor(labels)).backward()
+
+    def value(t):
+        return np.zeros(0) if t is None else t.detach().numpy()
+    h, z = [value(t) for t in inputs], [value(t) for t in outputs]  # each Linear's input and output
+    dz = [value(t.grad) for t in outputs]
+    dh = [None] + [value(t.grad) for t in inputs[1:]]
+    d_norm = [value(t.grad) for t in normed]  # upstream of each BatchNorm
+    weights = [np.abs(params[f"w{k}"]) for k in range(last + 1)]
+
+    e_h, forward = [np.zeros_like(h[0])], []
+    for k in range(last + 1):
+        e_z = e_h[k] @ weights[k].T + unit * (np.abs(h[k]) @ weights[k].T + np.abs(params[f"b{k}"]))
+        if k == last:
+            break
+        if batchnorm:
+            var = z[k].var(axis=0)
+            std = np.sqrt(var + 1e-5)
+            x_hat = (z[k] - z[k].mean(axis=0)) / std
+            e_c = e_z + e_z.mean(axis=0) + unit * np.abs(z[k]).max(axis=0)
+            rel_var = (2 * (np.abs(z[k] - z[k].mean(axis=0)) * e_c).mean(axis=0) + e_c.max(axis=0) ** 2) \
+                / (var + 1e-5) + unit
+            e_pre = e_c / std + np.abs(x_hat) * rel_var / 2 + unit * np.abs(x_hat)
+            pre = x_hat
+            forward.append((pre, e_pre, x_hat, std, rel_var))
+        else:
+            pre, e_pre = z[k], e_z
+            forward.append((pre, e_pre, None, None, None))
+        either = np.abs(pre) <= e_pre  # ReLU may switch
+        e_h.append(e_pre * ((pre > 0) | either))
+    n = z[last].shape[0]
+    p = np.exp(z[last] - z[last].max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    onehot = np.eye(p.shape[1])[np.asarray(labels)]
+    e_dz = (p * (e_z + (p * e_z).sum(axis=1, keepdims=True)) + unit * (p + onehot)) / n
+
+    allowed = np.zeros(last + 1)
+    for k in range(last, -1, -1):
+        g = np.abs(dz[k])
+        e_dw = g.T @ e_h[k] + e_dz.T @ np.abs(h[k]) + unit * g.T @ np.abs(h[k])
+        allowed[k] = np.sqrt((e_dw ** 2).sum()) + unit * np.sqrt(((g.T @ np.abs(h[k])) ** 2).sum())
+        if k == 0:
+            break
+        e_up = e_dz @ weights[k] + unit * g @ weights[k]
+        pre, e_pre, x_hat, std, rel_var = forward[k - 1]
+        either = np.abs(pre) <= e_pre
+        e_d = e_up * ((pre > 0) | either) + np.abs(dh[k]) * either
+        if x_hat is None:
+            e_dz = e_d
+            continue
+        d, a = np.abs(d_norm[k - 1]), np.abs(x_hat)
+        e_dz = (e_d + e_d.mean(axis=0) + a * (a * e_d).mean(axis=0)
+                + e_pre * np.abs((d_norm[k - 1] * x_hat).mean(axis=0)) + a * (d * e_pre).mean(axis=0)
+                + unit * (d + d.mean(axis=0) + a * (d * a).mean(axis=0))) / std \
+            + np.abs(dz[k - 1]) * rel_var / 2
+    return allowed
 
 
 def _judge_recorded(out, exact, case):
