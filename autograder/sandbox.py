@@ -224,8 +224,9 @@ CAUSES = {
     "proc_masked": ("a new /proc cannot be mounted: the container masks parts of /proc "
                     "(Docker's and Kubernetes' default)",
                     "docker run --security-opt systempaths=unconfined, or " + KUBERNETES_FIX),
-    "python": ("bwrap starts, but Python cannot run inside the sandbox (the interpreter or the "
-               "virtual environment lives outside the folders bound into it)",
+    "python": ("bwrap starts, but Python cannot start or import bncourse inside the sandbox "
+               "(the interpreter, the virtual environment or a package it needs lives outside "
+               "the folders bound into it)",
                "install Python and the virtual environment under /usr, /opt or the repository"),
     "timeout": ("the bwrap probe did not finish within 60 s", "run the probe by hand: "
                 "bwrap --unshare-all --ro-bind / / true"),
@@ -316,8 +317,10 @@ def _probe(path):
         args = _bwrap_args(tmp)
         args[0] = facts["bwrap"]
         try:
+            # bncourse found as a real run finds it (_run's PYTHONPATH)
+            env = dict(os.environ, PYTHONPATH=str(Path(bncourse.__file__).resolve().parents[1]))
             probe = subprocess.run(args + [sys.executable, "-c", "import bncourse"],
-                                   capture_output=True, timeout=60)
+                                   capture_output=True, timeout=60, env=env)
         except subprocess.TimeoutExpired:
             return Probe(False, classify("", facts, timed_out=True))
         except OSError as e:
