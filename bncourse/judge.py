@@ -458,8 +458,11 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
     if piece == "batch_mean":
         roundoff = np.abs(a[0]).max(axis=0)
     elif piece == "batch_variance":
-        # two-pass error: the mean's rounding error enters squared, plus relative rounding
-        return unit * np.abs(exact) + (unit * np.abs(a[0]).max(axis=0)) ** 2
+        # two-pass error: the mean's rounding error enters squared; the sum of n squares errs by
+        # up to (n + 2) eps/2 relative (n - 1 additions in any order, the square, the difference,
+        # the division): more than the dtype's unit once n passes ~14 in float32
+        relative = max(unit, (a[0].shape[0] + 2) * float(np.finfo(case.dtype).eps) / 2)
+        return relative * np.abs(exact) + (unit * np.abs(a[0]).max(axis=0)) ** 2
     elif piece == "normalise":
         x, mean, var = a[:3]
         roundoff = np.maximum(np.abs(x), np.abs(mean)) / np.sqrt(var + _eps_of(case))
