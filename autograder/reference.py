@@ -249,13 +249,14 @@ def _modules():
         dims = ()
 
         def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                     device=None, dtype=None):
+                     device=None, dtype=None, *, bias=True):
             super().__init__()
             self.num_features, self.eps, self.momentum = num_features, eps, momentum
             self.affine, self.track_running_stats = affine, track_running_stats
             kw = {"device": device, "dtype": dtype}
             self.register_parameter("weight", torch.nn.Parameter(torch.ones(num_features, **kw)) if affine else None)
-            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if affine else None)
+            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw))
+                                    if affine and bias else None)
             for name, value in (("running_mean", torch.zeros(num_features, **kw)),
                                 ("running_var", torch.ones(num_features, **kw)),
                                 ("num_batches_tracked", torch.tensor(0, dtype=torch.long))):
@@ -276,6 +277,8 @@ def _modules():
             batch = self.training or not self.track_running_stats
             if batch and count == 1:
                 raise ValueError("Expected more than 1 value per channel when training")
+            if batch and self.eps <= 0:
+                raise ValueError(f"batch_norm eps must be positive during training, but got {self.eps}")
             x64 = x.double()
             if batch:
                 mean = x64.mean(dim=axes) if count else torch.zeros(self.num_features, dtype=torch.float64)
@@ -290,8 +293,10 @@ def _modules():
             else:
                 mean, var = self.running_mean.double(), self.running_var.double()
             y = (x64 - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + self.eps)
-            if self.affine:
-                y = y * self.weight.double().reshape(shape) + self.bias.double().reshape(shape)
+            if self.weight is not None:
+                y = y * self.weight.double().reshape(shape)
+            if self.bias is not None:
+                y = y + self.bias.double().reshape(shape)
             return y.to(x.dtype)
 
     class BatchNorm1d(Reference):

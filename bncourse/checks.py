@@ -89,14 +89,15 @@ COVERS.update(
                    "gradients in .grad; float32 and float64",
     effective_smoothness="1 to 5 step sizes from 1e-3 to 1; float32 and float64",
     batch_mean_noise="several batch sizes, with and without a remainder; float32 and float64",
-    BatchNormFunction="(M, C) inputs of shapes (4, 3), (2, 1), (7, 1), (64, 8), ...; float32 and float64; "
-                      "random dy; outputs and the three gradients",
+    BatchNormFunction="(M, C) inputs of shapes (4, 3), (2, 1), (7, 1), (64, 8), ...; float32 and float64, "
+                      "features offset by up to 1e3 in float32 and 1e4 in float64; random dy; outputs and the "
+                      "three gradients",
     BatchNorm1d="(N, C) and (N, C, L) inputs over train/eval steps; affine and tracking on/off; momentum "
-                "0.1, 0.5 and None; float32 and float64; an empty batch; outputs, gradients, buffers, "
-                "state_dict round trips, errors for bad input",
+                "0.1, 0.5 and None; bias=False; float32 and float64; an empty batch; outputs, gradients, "
+                "buffers, state_dict round trips, errors for bad input and eps <= 0",
     BatchNorm2d="(N, C, H, W) inputs from 1x1 to 16x16 over train/eval steps; affine and tracking on/off; "
-                "momentum 0.1, 0.5 and None; float32 and float64; an empty batch; outputs, gradients, buffers, "
-                "state_dict round trips, errors for bad input")
+                "momentum 0.1, 0.5 and None; bias=False; float32 and float64; an empty batch; outputs, gradients, "
+                "buffers, state_dict round trips, errors for bad input and eps <= 0")
 
 
 def check_batch_mean(fn, raise_on_failure=False):

@@ -316,7 +316,8 @@ def swap_batchnorm(model, bn1d_cls, bn2d_cls):
             like = next((t for t in child.state_dict().values() if t.is_floating_point()), None)
             factory = {} if like is None else {"device": like.device, "dtype": like.dtype}
             new = cls(child.num_features, eps=child.eps, momentum=child.momentum,
-                      affine=child.affine, track_running_stats=child.track_running_stats, **factory)
+                      affine=child.affine, track_running_stats=child.track_running_stats,
+                      bias=child.bias is not None, **factory)
             new.load_state_dict(child.state_dict())
             setattr(model, name, new.train(child.training))
         else:

@@ -716,7 +716,31 @@ def _function_like(wrong_dx=None, unbiased=False):
     return like(wrong, *FN_ARGS, eps=EPS, output=_out(0 if wrong_dx is None else 1))
 
 
+_NEAR_1E3 = 1e3 + np.random.default_rng(8).standard_normal((32, 3)) * np.array([0.05, 1.0, 3.0])
+_FN_NEAR_1E3 = (_NEAR_1E3, GAMMA[:3], BETA[:3], np.random.default_rng(9).standard_normal((32, 3)))
+
+
+def _function_one_pass_probe(fn):
+    """Right in float64, its output far off in float32 when features sit near 1e3 (where a
+    two-pass float32 variance keeps x_hat to ~1e-4): a one-pass E[x^2] - E[x]^2."""
+    exact = _bn(*_FN_NEAR_1E3[:3], 1e-5)
+    good = _out(0)(_run(fn, *_FN_NEAR_1E3))
+    bad = _out(0)(_run(fn, *(a.astype(np.float32) for a in _FN_NEAR_1E3)))
+    if good is None or bad is None or not _same(good, exact):
+        return False
+    try:
+        return bool(np.max(np.abs(np.asarray(bad, np.float64) - exact)) > 0.05)
+    except Exception:
+        return False
+
+
+_function_one_pass_probe.calls = [(_FN_NEAR_1E3, {}), (tuple(a.astype(np.float32) for a in _FN_NEAR_1E3), {})]
+
 CATALOGUE["BatchNormFunction"] = [
+    Misconception("one_pass", "your forward pass computes the variance in one pass, E[x^2] - E[x]^2: in "
+                  "float32, with features far from 0, the two nearly equal terms cancel and leave rounding "
+                  "noise; subtract the mean first, then average the squares (two passes)",
+                  _function_one_pass_probe),
     Misconception("unbiased", "your forward pass normalises with the unbiased variance (N-1); BatchNorm "
                   "uses the biased batch variance", _function_like(unbiased=True)),
     Misconception("direct_path_only", "your backward treats the batch mean and variance as constants "
@@ -743,7 +767,7 @@ def _mistaken_module(piece, **mistake):
 
     class Mistaken(torch.nn.Module):
         def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                     device=None, dtype=None):
+                     device=None, dtype=None, *, bias=True):
             super().__init__()
             self.num_features, self.eps, self.momentum = num_features, eps, momentum
             self.affine, self.track_running_stats = affine, track_running_stats
@@ -751,7 +775,9 @@ def _mistaken_module(piece, **mistake):
             params = affine or flag("affine_false_params")
             start = torch.zeros if flag("weight_init_zero") else torch.ones
             self.register_parameter("weight", torch.nn.Parameter(start(num_features, **kw)) if params else None)
-            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if params else None)
+            with_bias = params and (bias or flag("bias_kw_ignored"))
+            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if with_bias
+                                    else None)
             tracked = track_running_stats or flag("ignores_tracking")
             values = {"running_mean": torch.zeros(num_features, **kw),
                       "running_var": torch.zeros(num_features, **kw) if flag("var_init_zero")
@@ -783,9 +809,11 @@ def _mistaken_module(piece, **mistake):
             batch = (self.training or not self.tracked or flag("eval_batch_stats"))
             if batch and rows.shape[0] == 1 and not flag("no_single_value_error"):
                 raise ValueError("Expected more than 1 value per channel when training")
+            if batch and self.eps <= 0 and not flag("no_eps_check"):
+                raise ValueError(f"batch_norm eps must be positive during training, but got {self.eps}")
             ones = torch.ones(c, dtype=x.dtype)
             weight = self.weight if self.affine else ones
-            bias = self.bias if self.affine else torch.zeros_like(ones)
+            bias = self.bias if self.bias is not None else torch.zeros_like(ones)
             if (self.training or flag("updates_in_eval")) and self.tracked:
                 if not flag("not_counted"):
                     self.num_batches_tracked += 1
@@ -825,10 +853,13 @@ def _module_args(piece, config=None):
         + rng.normal(0, 2, (1, 1, c) + (1,) * len(spatial))
     training = np.array([True, True, False, True])
     douts = rng.normal(0, 1, xs.shape)
-    weight, bias = (GAMMA[:c], BETA[:c]) if config.get("affine", True) else (np.zeros(0), np.zeros(0))
+    affine = config.get("affine", True)
+    has_bias = affine and config.get("bias", True)
+    weight = GAMMA[:c] if affine else np.zeros(0)
+    bias = BETA[:c] if has_bias else np.zeros(0)
     state = {"weight": GAMMA[:c], "bias": BETA[:c], "running_mean": MEAN[:c], "running_var": VAR[:c] + 1,
              "num_batches_tracked": np.array(7)}
-    keys = ({"weight", "bias"} if config.get("affine", True) else set()) | (
+    keys = ({"weight"} if affine else set()) | ({"bias"} if has_bias else set()) | (
         {"running_mean", "running_var", "num_batches_tracked"} if config.get("track_running_stats", True) else set())
     return (xs, training, douts, weight, bias, {k: v for k, v in state.items() if k in keys})
 
@@ -930,6 +961,15 @@ def _module_mistakes(piece):
                       "as torch does", _module_like(piece, "errors", no_single_value_error=True)),
         Misconception("no_dim_check", "your _check_input_dim accepts inputs of the wrong number of "
                       "dimensions; raise ValueError as torch does", _module_like(piece, "errors", no_dim_check=True)),
+        Misconception("no_bias_argument", "torch's constructor has a keyword-only argument bias=True after "
+                      "dtype (`*, bias=True`): with bias=False the layer learns a weight but no bias",
+                      _crash_probe(piece, {"bias": False}, "unexpected keyword argument 'bias'")),
+        Misconception("bias_kw_ignored", "with bias=False torch registers no bias parameter "
+                      "(register_parameter('bias', None)); the weight stays",
+                      _module_like(piece, "layout", {"bias": False}, bias_kw_ignored=True)),
+        Misconception("no_eps_check", "torch refuses eps <= 0 whenever it normalises with the batch's "
+                      "statistics: raise ValueError('batch_norm eps must be positive during training, but "
+                      "got ...')", _module_like(piece, "errors", no_eps_check=True)),
     ]
     if piece == "BatchNorm2d":
         m.insert(0, Misconception("per_pixel", "you normalised every (channel, pixel) position on its own, "

@@ -729,16 +729,18 @@ MODULE_1D = '''import torch
 
 class _BatchNorm(torch.nn.Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         factory = {"device": device, "dtype": dtype}
         if affine:
             self.weight = torch.nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))
         else:
             self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))
+        else:
             self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **factory))
@@ -766,9 +768,11 @@ class _BatchNorm(torch.nn.Module):
         if use_batch and rows.shape[0] == 1:
             raise ValueError("Expected more than 1 value per channel when training, "
                              f"got input size {tuple(x.shape)}")
+        if use_batch and self.eps <= 0:
+            raise ValueError(f"batch_norm eps must be positive during training, but got {self.eps}")
         ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
         weight = self.weight if self.affine else ones
-        bias = self.bias if self.affine else torch.zeros_like(ones)
+        bias = self.bias if self.bias is not None else torch.zeros_like(ones)
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
             m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
@@ -819,6 +823,8 @@ MUTANTS += [
            "no_mean_term"),
     Mutant("function_no_variance_term", "BatchNormFunction", _edit(
         FUNCTION, " - x_hat * (dy * x_hat).mean(dim=0))", ")"), "no_variance_term"),
+    Mutant("function_one_pass", "BatchNormFunction", _edit(
+        FUNCTION, "var = ((x - mean) ** 2).mean(dim=0)", "var = (x ** 2).mean(dim=0) - mean ** 2"), "one_pass"),
     Mutant("function_unbiased", "BatchNormFunction", _edit(
         FUNCTION, "var = ((x - mean) ** 2).mean(dim=0)", "var = ((x - mean) ** 2).sum(dim=0) / (x.shape[0] - 1)"),
            "unbiased"),
@@ -840,8 +846,10 @@ MUTANTS += [
     _module_mutant("module_float_count", "torch.tensor(0, dtype=torch.long, device=device)",
                    "torch.tensor(0.0, device=device)", "float_count"),
     _module_mutant("module_affine_false_params", '''            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)''', '''            self.weight = torch.nn.Parameter(torch.ones(num_features, **factory), requires_grad=False)
-            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=False)''',
+        if affine and bias:
+            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))''', '''            self.weight = torch.nn.Parameter(torch.ones(num_features, **factory), requires_grad=False)
+        if bias:
+            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=affine)''',
                    "affine_false_params"),
     _module_mutant("module_reset_keeps_count", "            self.num_batches_tracked.zero_()\n", "", "reset_keeps_count"),
     _module_mutant("module_no_single_value_error", "if use_batch and rows.shape[0] == 1:", "if False:",
@@ -853,6 +861,13 @@ MUTANTS += [
                    "                                           bias.repeat_interleave(per), self.eps).reshape(x.shape)\n"
                    "        if use_batch:\n            out = BatchNormFunction.apply(rows, weight, bias, self.eps)\n",
                    "per_position"),
+    Mutant("module_no_bias_argument", "BatchNorm1d", _edit(_edit(MODULE_1D, "device=None, dtype=None, *, bias=True):",
+                                                                "device=None, dtype=None):"),
+                                                          "        if affine and bias:\n", "        if affine:\n"),
+           "no_bias_argument", also=("BatchNorm2d",)),
+    _module_mutant("module_bias_kw_ignored", "        if affine and bias:\n", "        if affine:\n", "bias_kw_ignored"),
+    _module_mutant("module_no_eps_check", "        if use_batch and self.eps <= 0:\n", "        if False:\n",
+                   "no_eps_check"),
     _module_mutant("module2d_no_dim_check", "        if x.dim() != 4:\n            raise", "        if False:\n            raise",
                    "no_dim_check", piece="BatchNorm2d"),
     Mutant("module2d_bessel_batch_n", "BatchNorm2d", MODULE_2D + '''
