@@ -15,7 +15,7 @@ from tests.cheats import CHEATS, LESSON
 from tests.test_grading import CELL_TIMEOUT, feedback, hand_in, points
 
 PIECES = ["batch_mean", "batch_variance"]
-SKIP = {".venv", ".git", "grading", "__pycache__", ".pytest_cache", "my_course"}
+SKIP = {".venv", ".venv-learner", ".hub", ".git", "grading", "__pycache__", ".pytest_cache", "my_course"}
 
 
 def snapshot(root):
