@@ -9,6 +9,7 @@ import pytest
 from autograder import submissions
 from autograder.settings import REPO
 from tests.catalogue import LESSON_OF, MUTANTS
+from tests.test_inbox import snapshot
 
 LESSON = LESSON_OF["batch_mean"]
 UNBIASED = next(m for m in MUTANTS if m.name == "var_unbiased")
@@ -98,7 +99,9 @@ def test_regrading_one_student_leaves_the_others_untouched(graded, tmp_path):
     ada_files = {p: p.stat().st_mtime_ns for p in (work / "autograded" / "ada").rglob("*")}
     ada_files |= {p: p.stat().st_mtime_ns for p in (work / "feedback" / "ada").rglob("*")}
     hand_in(inbox, "bob")  # bob hands in a fixed notebook late
+    handed_in = snapshot(inbox)
     out = run("-m", "autograder", "grade", inbox, "--workdir", work, "--student", "bob")
+    assert snapshot(inbox) == handed_in
     assert "ada" not in out.stdout.split("Notes:")[0]
     after = {r["student"]: r for r in read(work / "grades.csv")}
     assert after["ada"] == before["ada"]

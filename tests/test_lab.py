@@ -90,15 +90,23 @@ def run_all(browser, base, lesson, screenshot):
     page.goto(f"{base}/lab/workspaces/{lesson}/tree/{lesson}/{lesson}.ipynb?reset&token={TOKEN}")
     page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=90_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # the menu bar
-    page.click("li[data-command='runmenu:run-all']")
+    prompts = f"{PANEL} .jp-CodeCell .jp-InputPrompt"
+    started = "(sel) => [...document.querySelectorAll(sel)].some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"
+    for _ in range(3):  # on a loaded machine the first click can land before the kernel
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # the menu bar
+        page.click("li[data-command='runmenu:run-all']")
+        try:  # a cell queued ([*]) or run ([1]): Run All has started
+            page.wait_for_function(started, arg=prompts, timeout=60_000)
+            break
+        except playwright.TimeoutError:
+            if page.locator(".jp-Dialog").count():  # e.g. a kernel chooser: take its default
+                page.keyboard.press("Enter")
     # Run All is over when no cell waits or runs ([*]) and the first has run; like any
     # notebook, it stops at the first cell that raises (an unanswered test cell)
-    prompts = f"{PANEL} .jp-CodeCell .jp-InputPrompt"
     page.wait_for_function(
         """(sel) => { const p = [...document.querySelectorAll(sel)].map(e => e.textContent);
                       return p.length && /\\[\\d+\\]/.test(p[0]) && !p.some(t => t.includes('*')); }""",
-        arg=prompts, timeout=120_000)
+        arg=prompts, timeout=240_000)
     ran = [p.strip() not in ("", "[ ]:") for p in page.locator(prompts).all_inner_texts()]
     page.screenshot(path=str(screenshot))  # kept in pytest's tmp folder for a person to look at
     texts = page.locator(f"{PANEL} .jp-OutputArea-output").all_inner_texts()
