@@ -598,8 +598,11 @@ def _backward_roundoff(case, what):
     x_hat_err = np.abs(x).max(axis=0) * inv_std
     if what == "dgamma":
         return (np.abs(dout) * (np.abs(x_hat) + x_hat_err)).sum(axis=0)
+    # dx = gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat)): an error e in x_hat
+    # reaches it twice, as e * mean(dout * x_hat) and as x_hat * mean(dout * e)
     terms = np.abs(dout) + np.abs(dout).mean(axis=0) \
-        + (np.abs(x_hat) + x_hat_err) * np.abs(dout * x_hat).sum(axis=0) / n
+        + (np.abs(x_hat) + x_hat_err) * np.abs(dout * x_hat).sum(axis=0) / n \
+        + np.abs(x_hat) * x_hat_err * np.abs(dout).mean(axis=0)
     return np.abs(gamma) * inv_std * terms
 
 
