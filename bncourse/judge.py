@@ -599,10 +599,12 @@ def _backward_roundoff(case, what):
     if what == "dgamma":
         return (np.abs(dout) * (np.abs(x_hat) + x_hat_err)).sum(axis=0)
     # dx = gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat)): an error e in x_hat
-    # reaches it twice, as e * mean(dout * x_hat) and as x_hat * mean(dout * e)
+    # reaches it as e * mean(dout * x_hat), as x_hat * mean(dout * e) and as e * mean(dout * e); the
+    # last one rules where x_hat ~ 0 (a feature whose values are equal in float32, at an offset)
+    e = UNIT[np.dtype(case.dtype)] * x_hat_err
     terms = np.abs(dout) + np.abs(dout).mean(axis=0) \
         + (np.abs(x_hat) + x_hat_err) * np.abs(dout * x_hat).sum(axis=0) / n \
-        + np.abs(x_hat) * x_hat_err * np.abs(dout).mean(axis=0)
+        + (np.abs(x_hat) + e) * x_hat_err * np.abs(dout).mean(axis=0)
     return np.abs(gamma) * inv_std * terms
 
 
