@@ -1,6 +1,7 @@
 # Two commands for everyone: `make lab` (learners) and `make test` (everything).
 # Each target installs what it needs into .venv on first use.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.11-3.13 (torch 2.13 has wheels for these; 3.11 is the one tested)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -11,9 +12,12 @@ TEST_STAMP := $(subst .installed-,.installed-test-,$(STAMP))
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' || \
+	  { echo "error: $(PYTHON) is Python $$($(PYTHON) -V 2>&1): the course needs 3.11, 3.12 or 3.13 (make PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first and exactly pinned: it resolves to a CPU wheel, and nothing later pulls another
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first and exactly pinned, on Linux from PyTorch's CPU index when it answers within 3 s
+	# (tools/torch_index.py; BNCOURSE_TORCH_INDEX=cpu|default|<url> overrides); nothing later pulls another
+	args="$$($(PY) tools/torch_index.py)" && $(PY) -m pip install --quiet $$args torch==2.13.0
 	$(PY) -m pip install --quiet -e .
 	rm -f $(VENV)/.installed-* && touch $@
 

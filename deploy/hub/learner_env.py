@@ -73,7 +73,10 @@ def build(prefix, base="/usr/bin/python3.11"):
     torch = [p for p in requirements if p.startswith("torch==")]
     assert torch == ["torch==2.13.0"], torch
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + torch, check=True)  # first and exact: the local CPU wheel
+    # first and exact, on Linux from PyTorch's CPU index when it answers (tools/torch_index.py)
+    index = subprocess.run([sys.executable, str(REPO / "tools" / "torch_index.py")], check=True,
+                           stdout=subprocess.PIPE, text=True).stdout.split()
+    subprocess.run(pip + index + torch, check=True)
     subprocess.run(pip + [p for p in requirements if p not in torch], check=True)
     # only the learner package, as plain files (no editable link back into this repository)
     target = prefix / PACKAGE_DIR
