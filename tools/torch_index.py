@@ -59,7 +59,7 @@ def choose(environ=None, platform=None, url=CPU_INDEX, timeout=TIMEOUT):
             return [], None
         if reachable(url, timeout):
             return ["--extra-index-url", url], None
-        return [], (f"note: PyTorch's CPU wheel index ({url}) did not answer within {timeout:g} s: "
+        return [], (f"note: PyTorch's CPU wheel index ({url}) could not be reached within {timeout:g} s: "
                     "installing torch from the ordinary index (on Linux without a local CPU wheel that is the "
                     f"CUDA build, several GB); set {VARIABLE}=cpu|default|<url> to choose")
     if wanted == "cpu":
