@@ -7,8 +7,8 @@ bubblewrap sandbox, and reads back the executed notebook and the recorded answer
 - an unprivileged identity in new user, PID, network, IPC and UTS namespaces: no network
   (loopback only), no view of other processes, no capabilities, a new session (no terminal
   injection), killed with everything it started when the run ends or the grader dies;
-- a filesystem of read-only binds (the system, Python, the virtual environment, bncourse/,
-  datasets/) on a read-only root, plus the scratch folder: the only writable place (it
+- a filesystem of read-only binds (the system, Python, the virtual environment, bncourse/
+  with its data) on a read-only root, plus the scratch folder: the only writable place (it
   holds TMPDIR too). solutions/, autograder/ (the
   hidden reference), the gradebook, other students' work and the grading workspace are
   simply not there;
@@ -24,7 +24,7 @@ Isolation is pluggable (`BNCOURSE_ISOLATION`, see `isolation()`):
   missing (not root, read-only root, no capabilities, no privilege escalation, a seccomp
   filter, Landlock, no service-account token, no other users' processes, no network). Within
   the pod, Landlock keeps the submission to what bubblewrap would show it (the system,
-  Python, bncourse/, datasets/ read-only; its scratch folder writable): the grading code,
+  Python, bncourse/ with its data read-only; its scratch folder writable): the grading code,
   the hidden reference and the grader's workspace in the same pod are out of its reach, and
   it may not signal or trace the grader. Every process it left behind is killed after its run.
 - `none`: a plain subprocess, said loudly (`Run.sandbox == UNSANDBOXED`).
@@ -53,7 +53,6 @@ from pathlib import Path
 import nbformat
 
 import bncourse
-from autograder.paths import REPO
 from bncourse import answers, runner
 
 SANDBOX = BUBBLEWRAP = "bubblewrap"
@@ -98,10 +97,9 @@ def _bwrap_args(scratch):
             args += ["--ro-bind", system, system]
     for root in _python_roots():
         args += ["--ro-bind", root, root]
-    # bncourse at its own path, as the editable install finds it; nothing else of the repo
+    # bncourse (with its data, bncourse/datasets/) at its own path, as the editable install
+    # finds it; nothing else of the repo
     args += ["--ro-bind", str(bncourse_dir), str(bncourse_dir)]
-    if (REPO / "datasets").is_dir():
-        args += ["--ro-bind", str(REPO / "datasets"), str(REPO / "datasets")]
     args += ["--bind", str(scratch), str(INSIDE), "--chdir", str(INSIDE),
              "--remount-ro", "/"]  # the sandbox's own root too: only scratch takes writes
     return args
@@ -517,7 +515,7 @@ def _pod_ruleset(scratch):
     """What a submission may touch in the pod: as much as bubblewrap shows it, no more."""
     bncourse_dir = str(Path(bncourse.__file__).resolve().parent)
     readable = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc", "/proc", "/sys",
-                *_python_roots(), bncourse_dir, str(REPO / "datasets")]
+                *_python_roots(), bncourse_dir]  # bncourse/datasets/ inside it
     listable = [str(Path(bncourse_dir).parent)]  # Python lists it to find bncourse; no files read
     writable = [str(scratch), "/dev"]
     return _landlock_ruleset(readable, listable, writable)

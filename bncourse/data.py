@@ -1,29 +1,34 @@
-"""Real data for the lessons, read from the repository, never downloaded.
+"""Real data for the lessons, shipped inside the package, never downloaded.
 
     from bncourse import data
     x, y = data.load_digits("train")        # (1438, 64) float32 in [0, 1], (1438,) int64
     x, y = data.load_digits("validation")   # (359, 64), (359,): the fixed held-out images
 
 The digits are scikit-learn's copy of the UCI handwritten digits (8x8 images, 10 classes),
-shipped as ``datasets/digits.npz`` with a fixed, class-stratified train/validation split; see
-``datasets/README.md`` for provenance and licence and ``datasets/make_digits.py`` for how the
-file is made. The file's sha256 is checked against ``DIGITS_SHA256`` before every load, so a
-missing or damaged file stops with a ``DatasetError`` that says which file and how to restore
-it, instead of feeding wrong numbers to a lesson. Only numpy is imported here.
+shipped as package data, ``bncourse/datasets/digits.npz``, with a fixed, class-stratified
+train/validation split; see ``bncourse/datasets/README.md`` for provenance and licence and
+``tools/make_digits.py`` (in the repository) for how the file is made. It is found
+through ``importlib.resources``, so an installed package (editable or not, any working
+directory) finds its own copy. The file's sha256 is checked against ``DIGITS_SHA256`` before
+every load, so a missing or damaged file stops with a ``DatasetError`` that says which file and
+how to restore it, instead of feeding wrong numbers to a lesson. Only numpy is imported here.
 """
 import hashlib
+import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+DATASETS = resources.files("bncourse") / "datasets"  # a Path for every installed package, unzipped
 DIGITS_PATH = DATASETS / "digits.npz"
 DIGITS_SHA256 = "63d9e5133a9fd6fc49d80031bc40167e2e13939fb3f70d89261c0e97f4e76f81"
 SPLITS = ("train", "validation", "all")
 
-_RESTORE = ("It ships with the course repository: restore it with "
-            "`git checkout -- datasets/{name}` (or clone the repository again), or rebuild "
-            "it as datasets/README.md describes.")
+_RESTORE = ("It ships inside the bncourse package: reinstall it (`make install`, or "
+            "`pip install --force-reinstall` of the course), or in a clone of the course "
+            "restore it with `git checkout -- bncourse/datasets/{name}`, or rebuild it as "
+            "bncourse/datasets/README.md describes.")
 
 
 class DatasetError(Exception):
@@ -39,16 +44,18 @@ class DatasetCorruptError(DatasetError, ValueError):
 
 
 def sha256(path):
-    """The hex sha256 of the file at path."""
-    with open(path, "rb") as f:
+    """The hex sha256 of the file at path (a path or an importlib.resources Traversable)."""
+    with (path.open("rb") if hasattr(path, "open") else open(path, "rb")) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify(path=None, expected=None):
-    """Check that the file at path (default ``DIGITS_PATH``) exists and has the sha256
-    ``expected`` (default ``DIGITS_SHA256``); return its Path. Raises DatasetMissingError or
-    DatasetCorruptError, whose message names the file and says how to restore it."""
-    path = Path(DIGITS_PATH if path is None else path)
+    """Check that the file at path (default ``DIGITS_PATH``; a path or a package resource)
+    exists and has the sha256 ``expected`` (default ``DIGITS_SHA256``); return it. Raises
+    DatasetMissingError or DatasetCorruptError, whose message names the file and says how to
+    restore it."""
+    path = DIGITS_PATH if path is None else path
+    path = Path(path) if isinstance(path, str | os.PathLike) else path  # else a Traversable (zip)
     expected = DIGITS_SHA256 if expected is None else expected
     restore = _RESTORE.format(name=path.name)
     if not path.is_file():
@@ -73,7 +80,7 @@ def load_digits(split="train"):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     path = verify(DIGITS_PATH)
-    with np.load(path, allow_pickle=False) as archive:
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as archive:
         images, labels = archive["images"], archive["labels"]
         if split != "all":
             index = archive[split].astype(np.intp)

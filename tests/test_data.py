@@ -64,6 +64,26 @@ def test_corrupt_file_names_the_file(tmp_path, monkeypatch):
     assert str(copy) in message and "corrupt" in message and data.DIGITS_SHA256 in message
 
 
+def test_the_file_is_package_data_found_through_importlib_resources():
+    from importlib import resources
+    assert data.DIGITS_PATH == resources.files("bncourse") / "datasets" / "digits.npz"
+    assert data.DIGITS_PATH.is_file()
+
+
+def test_loads_from_a_zipped_package(tmp_path, monkeypatch):
+    """A Traversable that is not a file on disk (a zip import) is read and verified too."""
+    import zipfile
+    archive = tmp_path / "bncourse.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(data.DIGITS_PATH, "bncourse/datasets/digits.npz")
+    monkeypatch.setattr(data, "DIGITS_PATH", zipfile.Path(archive, "bncourse/datasets/digits.npz"))
+    x, y = data.load_digits("validation")
+    assert x.shape == (359, 64) and y.shape == (359,)
+    monkeypatch.setattr(data, "DIGITS_PATH", zipfile.Path(archive, "bncourse/datasets/other.npz"))
+    with pytest.raises(data.DatasetMissingError, match="other.npz"):
+        data.load_digits()
+
+
 def test_no_torch_at_import():
     import subprocess
     import sys

@@ -386,7 +386,7 @@ def hub_class(tmp_path_factory):
         # the instructor: a private copy of the grading code, and the course root (0700)
         ihome = homes[instructor]
         grader = ihome / "grader"
-        for part in ("autograder", "bncourse", "solutions", "datasets"):
+        for part in ("autograder", "bncourse", "solutions"):
             shutil.copytree(REPO / part, grader / part,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         # nbgrader's instructor extensions, switched on for this account only

@@ -5,7 +5,7 @@
 The environment of every single-user server on the hub: a second virtual environment with
 the course's exact pins (pyproject.toml: torch==2.13.0 first, then jupyterlab, notebook,
 nbgrader, ... and the `hub` extra's jupyterhub) and only the learner package `bncourse`
-(copied in, with datasets/): no `autograder`, no `solutions/`, no tests. nbgrader's
+(copied in, with its data bncourse/datasets/): no `autograder`, no `solutions/`, no tests. nbgrader's
 instructor extensions are switched off in the environment's own Jupyter config
 (deploy/hub/learner/etc/jupyter, copied into <venv>/etc/jupyter): no formgrader, no course
 list, no "Create Assignment"; the assignment list (fetch / submit / feedback) stays.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-PACKAGE_DIR = "bncourse-learner"  # <venv>/bncourse-learner/{bncourse,datasets}
+PACKAGE_DIR = "bncourse-learner"  # <venv>/bncourse-learner/bncourse (its data inside)
 # test-only and instructor-only pins the learner does not need
 NOT_FOR_LEARNERS = {"pytest"}
 
@@ -83,7 +83,6 @@ def build(prefix, base="/usr/bin/python3.11"):
     shutil.rmtree(target, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "bncourse", target / "bncourse", ignore=ignore)
-    shutil.copytree(REPO / "datasets", target / "datasets", ignore=ignore)
     sp = site_packages(prefix)
     (sp / "bncourse-learner.pth").write_text(f"../../../{PACKAGE_DIR}\n")  # relative: relocatable
     # the learner's Jupyter config: nbgrader's instructor extensions off
