@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TEST_STAMP := $(subst .installed-,.installed-test-,$(STAMP))
 
-.PHONY: install lab test chromium sandbox hub release grade-demo grade-me bench clean-venv
+.PHONY: install lab test doctor chromium sandbox hub release grade-demo grade-me bench clean-venv
 
 install: $(STAMP)
 
@@ -24,6 +24,14 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(PY) -m bncourse.workspace
 	$(VENV)/bin/jupyter lab --notebook-dir=my_course $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Pre-flight check before a workshop (bncourse/doctor.py): Python, torch (CPU-only), the data, a
+# Jupyter kernel, one visible check, bubblewrap, disk. Installs nothing: says what to run instead.
+doctor:
+	@test -x $(PY) || { echo "✗ no course environment in $(VENV)/"; \
+	  echo "    fix: run \`make install\` (or \`make lab\`) first: a few minutes, it downloads the packages"; exit 1; }
+	@test -f $(STAMP) || echo "note: $(VENV) was installed for an older pyproject.toml: \`make install\` updates it"
+	@$(PY) -m bncourse.doctor
 
 test: $(TEST_STAMP) chromium sandbox hub
 	$(PY) -m pytest
