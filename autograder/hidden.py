@@ -17,14 +17,15 @@ import hashlib
 import hmac
 import zlib
 
-from autograder import reference
-from bncourse import judge, oracle
-from bncourse.answers import Answer, Calls, Replay, digest, run_calls
+from autograder import reference, torch_answers
+from bncourse import judge, pieces
+from bncourse.answers import Answer, Calls, Replay, run_calls
+from bncourse.cases import digest
 from bncourse.checks import CheckFailed, explain
 from bncourse.misconceptions import CATALOGUE
 
 HIDDEN_CASES = 40
-PIECES = tuple(oracle.PIECES)  # the pieces these hidden tests judge
+PIECES = tuple(pieces.REGISTRY)  # the pieces these hidden tests judge
 
 
 def seed_for(piece, key=None):
@@ -50,18 +51,24 @@ def calls_for(piece, cases):
     return Calls(unique.values(), probes_from)
 
 
+def sources(piece):
+    """{name: expected(case)}: what the answers are compared with, the reference first, then
+    torch (the piece's oracle, or for a piece torch has no layer for, autograder.torch_answers)."""
+    spec = pieces.spec(piece)
+    torch_side = judge.oracle_of(piece) if spec.oracle else judge.expected_from(torch_answers, piece)
+    return {"the reference": judge.expected_from(reference, piece), spec.oracle_name: torch_side}
+
+
 def verdict(piece, fn, cases):
     """(passed, message) for fn (a Replay of recorded answers, or the function itself)."""
-    sources = {"the reference": judge.expected_from(reference, piece),
-               oracle.NAMES[piece]: oracle.expected(piece)}
-    for source, expected in sources.items():
+    name = pieces.spec(piece).oracle_name
+    for source, expected in sources(piece).items():
         failure = judge.first_failure(piece, fn, cases, expected)
         if failure is not None:
             plain = failure.kind in ("missing", "not_implemented", "forbidden")  # says it all
             where = "" if plain else f"{piece} (hidden tests, compared with {source}): "
             return False, where + explain(piece, fn, failure)
-    return True, (f"✓ {piece}: all {len(cases)} hidden inputs match the reference and "
-                  f"{oracle.NAMES[piece]}")
+    return True, f"✓ {piece}: all {len(cases)} hidden inputs match the reference and {name}"
 
 
 def grade(piece, fn, namespace=None):

@@ -14,10 +14,12 @@ Two kinds of finding, from the syntax tree of every code cell the learner wrote 
 Comments and docstrings are not read: explaining BatchNorm in words is fine.
 """
 import ast
+import pkgutil
 import re
 
+import bncourse
 from autograder.submissions import is_test_cell
-from bncourse.tripwire import BANNED
+from bncourse import pieces
 
 TORCH_NORMALISATION = re.compile(
     r"^_?(native_)?batch_norm|^_?BatchNorm|^(instance|layer|group)_norm$|^(Instance|Layer|Group)Norm")
@@ -31,15 +33,19 @@ SUSPICIOUS_NAMES = {"importlib", "gc", "ctypes", "inspect", "subprocess", "signa
                     "modules", "library", "ops", "_C", "kill", "system", "fork", "environ"}
 
 
-# The course's own modules compute answers with torch's kernels (stepping over the tripwire,
-# as the course's code may): an answer must not lean on them. checks and plots give no answers.
-COURSE_HELPERS = {"oracle", "timing", "training", "experiments", "judge", "misconceptions",
-                  "answers", "tripwire", "drop_in", "covariate_shift", "why_it_works"}
+# The course's own modules compute with torch's kernels (stepping over the tripwire, as the
+# course's code may): an answer must not lean on them, unless its spec allows one
+# (Spec.allowed_helpers). These give no answers: the checks, plots, data, running a notebook.
+OPEN_MODULES = {"checks", "plots", "data", "runner", "workspace", "doctor"}
+COURSE_HELPERS = {m.name for m in pkgutil.iter_modules(bncourse.__path__)} - OPEN_MODULES
 BARE_HELPER_NAMES = COURSE_HELPERS - {"training"}  # `training` is also a lesson 04 parameter
 
 
-def course_helpers(tree):
-    """Reasons an answer leans on the course's own helper modules (empty if it does not)."""
+def course_helpers(tree, allowed=()):
+    """Reasons an answer leans on the course's own helper modules (empty if it does not).
+    allowed: helpers its spec lets it use."""
+    helpers = COURSE_HELPERS - set(allowed)
+    bare = BARE_HELPER_NAMES - set(allowed)
     reasons = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -47,12 +53,11 @@ def course_helpers(tree):
             names = [f"{module}.{a.name}" if module else a.name for a in node.names]
             for name in names:
                 parts = name.split(".")
-                if parts[0] == "bncourse" and set(parts[1:]) & COURSE_HELPERS:
+                if parts[0] == "bncourse" and set(parts[1:]) & helpers:
                     reasons.append(f"imports the course's own {name}")
-        elif isinstance(node, ast.Attribute) and (node.attr in COURSE_HELPERS - {"training"}
-                                                  or _root_name(node) in COURSE_HELPERS):
+        elif isinstance(node, ast.Attribute) and (node.attr in bare or _root_name(node) in helpers):
             reasons.append(f"uses the course's own helpers ({ast.unparse(node)[:40]})")
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in BARE_HELPER_NAMES:
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in bare:
             reasons.append(f"uses the course's own {node.id} module")
     return _unique(reasons)
 
@@ -73,15 +78,15 @@ def _root_name(node):
     return node.id if isinstance(node, ast.Name) else None
 
 
-def read_cell(source, torch_banned=True, answer=False):
-    """(forbidden reasons, flags) for one cell's code; an answer cell may not use the course's
-    own helpers either."""
+def read_cell(source, torch_banned=True, answer=None):
+    """(forbidden reasons, flags) for one cell's code. answer: the spec of the piece an answer
+    cell answers; it may not use the course's own helpers either (but those its spec allows)."""
     try:
         tree = ast.parse(_without_magics(source))
     except SyntaxError:
         return [], []
     docstrings = _docstrings(tree)
-    forbidden, flags = (course_helpers(tree) if answer else []), []
+    forbidden, flags = (course_helpers(tree, answer.allowed_helpers) if answer else []), []
     imported_modules = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -140,7 +145,7 @@ def read_notebook(cells, lesson, release_sources=(), answer_cells=None):
 
     cells: the submission's cells; release_sources: the code the learner was handed (cells
     left exactly as released are not the learner's); answer_cells: {grade_id: piece}."""
-    torch_banned = bool(BANNED.get(lesson))
+    lesson_bans = any(s.bans for s in pieces.of_lesson(lesson))  # for the cells that answer nothing
     answer_cells = answer_cells or {}
     forbidden, flags = {}, []
     released = set(release_sources)
@@ -152,7 +157,8 @@ def read_notebook(cells, lesson, release_sources=(), answer_cells=None):
             continue  # nbgrader restores test cells from the source before grading
         source = cell.get("source", "")
         piece = answer_cells.get(meta.get("grade_id")) if meta.get("solution") else None
-        bad, odd = read_cell(source, torch_banned, answer=bool(piece))
+        spec = pieces.spec(piece) if piece else None
+        bad, odd = read_cell(source, bool(spec.bans) if spec else lesson_bans, answer=spec)
         odd += [f"a shell command or magic ({line.strip()[:30]})" for line in source.splitlines()
                 if line.lstrip().startswith("!") or line.lstrip().startswith("%%")]
         if piece and bad:

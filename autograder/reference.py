@@ -33,7 +33,7 @@ def scale_and_shift(x_hat, gamma, beta):
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
-    """Training-mode forward: returns (y, cache) with the keys in bncourse.judge.CACHE_KEYS."""
+    """Training-mode forward: returns (y, cache) with the keys in bncourse.pieces.lesson02.CACHE_KEYS."""
     mean, var = batch_mean(x), batch_variance(x)
     x_hat = normalise(x, mean, var, eps)
     y = scale_and_shift(x_hat, gamma, beta)
@@ -96,7 +96,7 @@ def init_running_stats(num_features, dtype=np.float64):
 
 
 def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
-    """A sequence of steps (see bncourse.judge.run_steps): outputs and state after each."""
+    """A sequence of steps (see bncourse.adapters.run_steps): outputs and state after each."""
     state = init_running_stats(xs.shape[2])
     ys, means, variances, counts = [], [], [], []
     for x, train in zip(xs, training):
@@ -134,7 +134,7 @@ def group_norm(x, num_groups, gamma, beta, eps=1e-5):
 
 
 def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
-    """What the folded layer outputs for x (see bncourse.judge.run_fold), from the formula
+    """What the folded layer outputs for x (see bncourse.adapters.run_fold), from the formula
     for its weight and bias."""
     x, weight = _f64(x), _f64(weight)
     scale = _f64(gamma) / np.sqrt(_f64(running_var) + eps)
@@ -162,8 +162,8 @@ def activation_summary(a):
     return np.concatenate([[mean, np.sqrt(((a - mean) ** 2).mean())], percentiles])
 
 
-def _mlp_forward(x, params, batchnorm, activation):
-    """The inputs of every Linear of the MLP judge.torch_mlp builds, and what the backward needs."""
+def _mlp_forward(x, params, batchnorm, activation, train=True):
+    """The inputs of every Linear of the MLP bncourse.adapters.torch_mlp builds, and what the backward needs."""
     count = len([k for k in params if k.startswith("w")])
     h, inputs, tape = _f64(x), [], []
     for k in range(count):
@@ -172,21 +172,23 @@ def _mlp_forward(x, params, batchnorm, activation):
         if k == count - 1:
             return inputs, tape, z
         cache = None
-        if batchnorm:
+        if batchnorm and train:
             z, cache = batchnorm_forward(z, np.ones(z.shape[1]), np.zeros(z.shape[1]))
+        elif batchnorm:  # eval: a fresh layer's running statistics, mean 0 and variance 1
+            z, cache = z / np.sqrt(1 + 1e-5), "eval"
         tape.append((z, cache))
         h = np.tanh(z) if activation == "tanh" else np.maximum(z, 0)
 
 
-def record_layer_inputs(x, params, batchnorm=False):
+def record_layer_inputs(x, params, batchnorm=False, train=True):
     """(hooks left = 0, the input of each Linear, in order)."""
-    inputs, _, _ = _mlp_forward(x, params, batchnorm, "tanh")
+    inputs, _, _ = _mlp_forward(x, params, batchnorm, "tanh", train)
     return (np.array(0),) + tuple(inputs)
 
 
-def gradient_norms(x, labels, params, batchnorm=False):
+def gradient_norms(x, labels, params, batchnorm=False, train=True):
     """(||dL/dW|| per Linear, 0.0): mean cross-entropy, backpropagated by hand (ReLU MLP)."""
-    inputs, tape, logits = _mlp_forward(x, params, batchnorm, "relu")
+    inputs, tape, logits = _mlp_forward(x, params, batchnorm, "relu", train)
     n = logits.shape[0]
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
@@ -201,7 +203,9 @@ def gradient_norms(x, labels, params, batchnorm=False):
         dh = dz @ _f64(params[f"w{k}"])
         z, cache = tape[k - 1]
         dz = dh * (z > 0)
-        if cache is not None:
+        if cache == "eval":
+            dz = dz / np.sqrt(1 + 1e-5)
+        elif cache is not None:
             dz = batchnorm_backward(dz, cache)[0]
     return np.array(norms[::-1]), 0.0
 
@@ -308,10 +312,10 @@ def _modules():
 
 
 def BatchNorm1d(*args, **kwargs):
-    from bncourse.judge import run_module
+    from bncourse.adapters import run_module
     return run_module(_modules()[0], exact=True, piece="BatchNorm1d")(*args, **kwargs)
 
 
 def BatchNorm2d(*args, **kwargs):
-    from bncourse.judge import run_module
+    from bncourse.adapters import run_module
     return run_module(_modules()[1], exact=True, piece="BatchNorm2d")(*args, **kwargs)

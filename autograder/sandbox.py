@@ -53,7 +53,7 @@ from pathlib import Path
 import nbformat
 
 import bncourse
-from bncourse import answers, runner
+from bncourse import answers, pieces, runner
 
 SANDBOX = BUBBLEWRAP = "bubblewrap"
 POD = "pod"
@@ -597,7 +597,7 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     sandboxed = mode == BUBBLEWRAP
     inside = INSIDE if sandboxed else scratch
     command = [sys.executable, "-m", "bncourse.runner", str(inside / notebook.name),
-               "--lesson", lesson, "--timeout", str(cell_timeout)]
+               "--lesson", lesson, "--timeout", str(cell_timeout), "--ban", ",".join(pieces.lesson_bans(lesson))]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
            "MPLBACKEND": "agg", "MPLCONFIGDIR": str(inside / _matplotlib_cache(scratch).name),
            "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1",

@@ -65,10 +65,10 @@ def check_latency(runs):
     print(f"\nImporting bncourse.checks in a fresh kernel (torch included, once per notebook): "
           f"{statistics.median(imports):.2f} s")
     print(f"Visible check latency (median of {runs} after a warm-up; goal < 0.5 s)")
-    from bncourse import judge, oracle
-    for name in oracle.PIECES:
+    from bncourse import pieces
+    for name, spec in pieces.REGISTRY.items():
         check = getattr(checks, f"check_{name}")
-        kwargs = {"namespace": ns} if name in judge.PARTS else {}
+        kwargs = {"namespace": ns} if spec.parts else {}
         times = []
         for _ in range(runs + 1):
             start = time.perf_counter()

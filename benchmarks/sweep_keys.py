@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autograder import hidden  # noqa: E402
 from autograder.paths import SOURCE  # noqa: E402
 from autograder.submissions import grade_id, is_solution, is_test_cell, notebook_path, solution_sources  # noqa: E402
-from bncourse import judge, timing  # noqa: E402
+from bncourse import pieces, timing, verdicts  # noqa: E402
 from bncourse.answers import Answer, Replay, run_calls  # noqa: E402
-from tests.catalogue import LESSON_OF, VARIANTS, compile_piece  # noqa: E402
+from tests.catalogue import VARIANTS, compile_piece  # noqa: E402
 
 PIECES = list(hidden.PIECES)
 SLOW = ("BatchNorm1d", "BatchNorm2d")  # ~0.4 s a key and answer on a quiet machine; the others 0.01-0.2 s
@@ -66,7 +66,7 @@ def solution_namespace(lesson):
 def answers_for(piece):
     """{name: namespace}: the model solution and every correct variant that answers `piece`
     (a variant's namespace also holds the in_place variant's other pieces, as test_judge does)."""
-    found = {"solution": solution_namespace(LESSON_OF[piece])}
+    found = {"solution": solution_namespace(pieces.spec(piece).lesson)}
     for name, sources in VARIANTS.items():
         if piece in sources:
             ns = _notebook_namespace()
@@ -88,7 +88,7 @@ def judged(piece, namespace, key):
     calls = hidden.calls_for(piece, cases)
     arrays, meta = run_calls(piece, namespace[piece], calls, namespace)
     replay = Replay(piece, calls, [Answer(entry, arrays, i) for i, entry in enumerate(meta)])
-    with judge.margins() as ratios:
+    with verdicts.margins() as ratios:
         passed, message = hidden.verdict(piece, replay, cases)
     return passed, message, max(ratios, default=0.0)
 

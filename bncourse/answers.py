@@ -9,14 +9,17 @@ returns the recorded answers, so the same judging code (bncourse.judge) runs on 
 Nothing in the learner's kernel decides a grade: patching numpy or the checks changes
 nothing, and a forged answers file needs the right answers to inputs chosen at grading time.
 """
-import hashlib
+import contextlib
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from bncourse import judge
+from bncourse import judge, pieces, tripwire
+from bncourse.adapters import report_changes, take_changes
+from bncourse.cases import Case, Formula, changed_inputs, digest
+from bncourse.verdicts import Raised
 
 FOLDER = ".grading"  # in the notebook's folder, while grading
 MAX_FILE_BYTES = 64 << 20  # what the grader will read back from one answers file
@@ -29,28 +32,6 @@ def calls_path(folder, piece):
 
 def answers_path(folder, piece):
     return Path(folder) / FOLDER / f"{piece}.answers.npz"
-
-
-def digest(args, kwargs):
-    """Identifies one call by its inputs' dtypes, shapes and bytes."""
-    h = hashlib.sha256()
-
-    def feed(a):
-        if isinstance(a, dict):
-            for k in sorted(a):
-                h.update(f"[{k}]".encode())
-                feed(a[k])
-        elif isinstance(a, judge.Formula):
-            h.update(f"<{a.kind}>".encode())
-            feed(a.params)
-        else:
-            a = np.asarray(a)
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-    for a in args:
-        feed(a)
-    h.update(json.dumps(sorted(kwargs.items())).encode())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- files
@@ -84,10 +65,10 @@ class Calls(list):
 
 def _encode_arg(a, arrays, key):
     """An input as JSON, its arrays into `arrays`: an array, a number, a dict of those
-    (a cache), or a judge.Formula (numerical_gradient's f)."""
+    (a cache), or a Formula (numerical_gradient's f)."""
     if isinstance(a, dict):
         return {"dict": {k: _encode_arg(v, arrays, f"{key}_{n}") for n, (k, v) in enumerate(a.items())}}
-    if isinstance(a, judge.Formula):
+    if isinstance(a, Formula):
         return {"formula": a.kind, "params": _encode_arg(a.params, arrays, key)}
     arrays[key] = np.asarray(a)
     return {"array": key, "scalar": not isinstance(a, np.ndarray)}
@@ -97,13 +78,13 @@ def _decode_arg(desc, arrays):
     if "dict" in desc:
         return {k: _decode_arg(v, arrays) for k, v in desc["dict"].items()}
     if "formula" in desc:
-        return judge.Formula(desc["formula"], **_decode_arg(desc["params"], arrays))
+        return Formula(desc["formula"], **_decode_arg(desc["params"], arrays))
     a = arrays[desc["array"]]
     return a.item() if desc["scalar"] else a
 
 
 def save_calls(path, calls):
-    """calls: Calls of (args, kwargs); args arrays, numbers, dicts of those, or judge.Formula;
+    """calls: Calls of (args, kwargs); args arrays, numbers, dicts of those, or Formula;
     kwargs JSON values."""
     arrays, meta = {}, []
     for i, (args, kwargs) in enumerate(calls):
@@ -183,19 +164,23 @@ def run_calls(piece, fn, calls, namespace=None):
     """Run fn on every call; return the contents of an answers file: (arrays, meta)."""
     arrays, meta = {}, []
     fn = judge.pure(piece, fn)
-    with judge.trusted_parts(piece, namespace, judge.EXACT_STEPS):
+    bans = pieces.spec(piece).bans if tripwire.grading() else None  # in the grading sandbox
+    with judge.trusted_parts(piece, namespace), \
+            (tripwire.banned(bans) if bans is not None else contextlib.nullcontext()):
         for i, (args, kwargs) in enumerate(calls):
             if i < calls.probes_from and meta and "error" in meta[-1]:
                 # judging stops at a case's first error: spare the other cases (not the probes)
                 meta.append({"error": ["missing", "not asked: an earlier input already failed"],
                              "mutated": []})
                 continue
-            case = judge.Case("", args, kwargs)
+            case = Case("", args, kwargs)
             args, before = case.fresh_args(), case.fresh_args()
+            take_changes()
             out, error = judge.run(fn, args, kwargs)
             entry = {"error": list(error)} if error else {"out": _encode(out, arrays, f"r{i}")}
+            entry["changed"] = take_changes()  # in the models and tensors its adapter handed it
             entry["mutated"] = []
-            for j, key in judge.changed_inputs(args, before):
+            for j, key in changed_inputs(args, before):
                 changed = args[j] if key is None else args[j].get(key)
                 numeric = isinstance(changed, np.ndarray) and changed.dtype.kind in "biuf"
                 arrays[f"r{i}m{len(entry['mutated'])}"] = changed if numeric else np.zeros(0)
@@ -244,6 +229,7 @@ class Answer:
         # [(argument position, dict key or None, the argument as the function left it)]
         self.mutated = [(int(j), key, arrays[f"r{i}m{m}"])
                         for m, (j, key) in enumerate(entry.get("mutated", []))]
+        self.changed = [(str(kind)[:20], str(words)[:200]) for kind, words in entry.get("changed", [])[:20]]
 
 
 def load_answers(path, count):
@@ -266,12 +252,13 @@ class Replay:
 
     def __call__(self, *args, **kwargs):
         if self._answers is None:
-            raise judge.Raised("missing", self._missing or f"no answers of {self.__name__} were recorded")
+            raise Raised("missing", self._missing or f"no answers of {self.__name__} were recorded")
         i = self._index.get(digest(args, kwargs))
         if i is None:
-            raise judge.Raised("missing", f"the grader asked {self.__name__} about an input it had "
+            raise Raised("missing", f"the grader asked {self.__name__} about an input it had "
                                           "not recorded (a grader bug: please report it)")
         answer = self._answers[i]
+        report_changes(answer.changed)  # what the call changed in the objects it was handed
         for j, key, after in answer.mutated:  # do to the inputs what the function did to them
             if j >= len(args):
                 continue
@@ -280,6 +267,6 @@ class Replay:
             elif key is not None and isinstance(args[j], dict):
                 args[j][key] = np.array(after)
         if answer.error:
-            raise judge.Raised(*answer.error)
+            raise Raised(*answer.error)
         return answer.out
 

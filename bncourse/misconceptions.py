@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bncourse.judge import EXACT_STEPS as EXACT
-from bncourse.judge import Formula, decode_text, forward_cache, is_text, run_gradient_norms, run_module, run_steps
+from bncourse.adapters import decode_text, is_text, run_gradient_norms, run_module, run_steps, torch_function
+from bncourse.cases import Formula
+from bncourse.pieces.lesson03 import forward_cache
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ def _wrong_layer(eval_updates=False, eval_batch_stats=False, never_updates=False
                  train_running=False):
     """batchnorm_layer_forward with one of the classic mistakes, run over a sequence of steps."""
     def layer(x, gamma, beta, state, training, momentum=0.1, eps=1e-5):
-        ref = EXACT  # float64 numpy steps (bncourse.judge)
+        from bncourse import oracle as ref  # (being moved to autograder/mistakes.py)
         mean, var = ref.batch_mean(x), ref.batch_variance(x)
         if training or eval_updates:
             if not never_updates:
@@ -761,8 +762,7 @@ def _mistaken_module(piece, **mistake):
     """A BatchNorm module with one of the classic mistakes (torch ops, after torch's design)."""
     import torch
 
-    from bncourse.judge import TRUSTED_CLASSES
-    function = TRUSTED_CLASSES["BatchNormFunction"]()
+    function = torch_function()
     flag = mistake.get
 
     class Mistaken(torch.nn.Module):

@@ -9,13 +9,12 @@ float64 answer, computed by torch.nn.BatchNorm1d / torch.nn.functional.batch_nor
   - running statistics come from a BatchNorm1d's buffers after the same steps.
 """
 import functools
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bncourse import judge, tripwire
+from bncourse import adapters, tripwire
 
 
 def _uses_torch_kernels(fn):
@@ -148,7 +147,7 @@ def init_running_stats(num_features, dtype=np.float64):
 
 @_uses_torch_kernels
 def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
-    """torch.nn.BatchNorm1d through the same steps (see bncourse.judge.run_steps)."""
+    """torch.nn.BatchNorm1d through the same steps (see bncourse.adapters.run_steps)."""
     layer = _layer(xs.shape[2], momentum, eps)
     with torch.no_grad():
         layer.weight.copy_(_t(gamma))
@@ -178,76 +177,10 @@ def group_norm(x, num_groups, gamma, beta, eps=1e-5):
 @_uses_torch_kernels
 def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
     """The layer followed by its BatchNorm in eval mode, unfolded, as torch computes it."""
-    layer, bn = judge.torch_layers(*(np.asarray(a, np.float64) for a in
+    layer, bn = adapters.torch_layers(*(np.asarray(a, np.float64) for a in
                                      (weight, bias, gamma, beta, running_mean, running_var)), eps=eps)
     with torch.no_grad():
         return bn(layer(_t(x))).numpy()
-
-
-# ---------------------------------------------------------------- lessons 00 and 06
-
-def _t64(a):
-    return torch.as_tensor(np.asarray(a, np.float64))
-
-
-def activation_summary(a):
-    t = _t64(a).reshape(-1)
-    quantiles = torch.quantile(t, torch.tensor([0.15, 0.5, 0.85], dtype=torch.float64))  # linear, as numpy
-    return torch.cat([t.mean()[None], t.std(correction=0)[None], quantiles]).numpy()
-
-
-def shift_per_step(means, stds):
-    return (torch.diff(_t64(means), dim=0).abs() / _t64(stds)[:-1]).numpy()
-
-
-def largest_stable_lr(lrs, final_losses, start_loss):
-    lrs, losses = _t64(lrs), _t64(final_losses)
-    trained = torch.isfinite(losses) & (losses < start_loss)
-    return float(lrs[trained].max()) if bool(trained.any()) else 0.0
-
-
-def effective_smoothness(g0, gs, etas):
-    g0, gs = _t64(g0), _t64(gs)
-    return float((torch.linalg.vector_norm(gs - g0, dim=1) / (_t64(etas) * torch.linalg.vector_norm(g0))).max())
-
-
-def batch_mean_noise(x, batch_size):
-    x = _t64(x)
-    count = x.shape[0] // batch_size
-    means = x[:count * batch_size].reshape(count, batch_size, -1).mean(dim=1)
-    return float(means.std(dim=0, correction=0).mean())
-
-
-def _float64_params(params):
-    return {k: np.asarray(v, np.float64) for k, v in params.items()}
-
-
-def _inputs_by_hooks(model, x):
-    inputs = []
-    handles = [m.register_forward_hook(lambda m, args, out: inputs.append(args[0].detach().numpy().copy()))
-               for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        model(x)
-    for h in handles:
-        h.remove()
-    return inputs
-
-
-@_uses_torch_kernels
-def record_layer_inputs(x, params, batchnorm=False):
-    return judge.run_recorder(_inputs_by_hooks)(np.asarray(x, np.float64), _float64_params(params), batchnorm)
-
-
-def _autograd_norms(model, x, y):
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    grads = torch.autograd.grad(F.cross_entropy(model(x), y), [m.weight for m in linears])
-    return np.array([float(torch.linalg.matrix_norm(g)) for g in grads])
-
-
-@_uses_torch_kernels
-def gradient_norms(x, labels, params, batchnorm=False):
-    return judge.run_gradient_norms(_autograd_norms)(np.asarray(x, np.float64), labels,
-                                                     _float64_params(params), batchnorm)
 
 
 # ---------------------------------------------------------------- lesson 05
@@ -262,34 +195,9 @@ def BatchNormFunction(x, weight, bias, dout, eps=1e-5):
 
 @_uses_torch_kernels
 def BatchNorm1d(*args, **kwargs):
-    return judge.run_module(torch.nn.BatchNorm1d, exact=True, piece="BatchNorm1d")(*args, **kwargs)
+    return adapters.run_module(torch.nn.BatchNorm1d, exact=True, piece="BatchNorm1d")(*args, **kwargs)
 
 
 @_uses_torch_kernels
 def BatchNorm2d(*args, **kwargs):
-    return judge.run_module(torch.nn.BatchNorm2d, exact=True, piece="BatchNorm2d")(*args, **kwargs)
-
-
-PIECES = {f.__name__: f for f in (
-    activation_summary, record_layer_inputs, shift_per_step,
-    batch_mean, batch_variance, normalise, scale_and_shift, batchnorm_forward,
-    batchnorm_backward_staged, batchnorm_backward, numerical_gradient,
-    update_running_stats, batchnorm_inference, update_running_stats_torch, init_running_stats,
-    batchnorm_layer_forward, BatchNormFunction, BatchNorm1d, BatchNorm2d,
-    largest_stable_lr, gradient_norms, effective_smoothness, batch_mean_noise,
-    layer_norm, group_norm, fold_batchnorm)}
-# What each piece's answers are compared with, as the messages say it.
-NAMES = {piece: "torch.autograd" if piece in judge.BACKWARD + ("numerical_gradient", "BatchNormFunction",
-                                                                "gradient_norms")
-         else "torch.nn.BatchNorm1d" for piece in PIECES}
-NAMES.update(layer_norm="torch.nn.LayerNorm", group_norm="torch.nn.GroupNorm",
-             fold_batchnorm="torch's layer followed by its BatchNorm in eval mode",
-             BatchNorm1d="torch.nn.BatchNorm1d", BatchNorm2d="torch.nn.BatchNorm2d",
-             activation_summary="torch (mean, std, quantile)", record_layer_inputs="torch forward hooks",
-             shift_per_step="torch", largest_stable_lr="torch", effective_smoothness="torch.linalg",
-             batch_mean_noise="torch")
-
-
-def expected(piece):
-    """`expected(case)` callable for bncourse.judge.judge_case."""
-    return judge.expected_from(sys.modules[__name__], piece)
+    return adapters.run_module(torch.nn.BatchNorm2d, exact=True, piece="BatchNorm2d")(*args, **kwargs)

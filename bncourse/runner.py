@@ -1,6 +1,6 @@
 """Run one notebook top to bottom inside the grading sandbox.
 
-    python -m bncourse.runner NOTEBOOK --lesson ID --timeout SECONDS
+    python -m bncourse.runner NOTEBOOK --lesson ID --timeout SECONDS [--ban OP,OP...]
 
 The grader (autograder/sandbox.py) starts this inside the sandbox, so the kernel and its
 client share the sandbox's private network. It saves the notebook after every cell, so
@@ -22,7 +22,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 # isort: on
 
-from bncourse.tripwire import GRADING_ENV
+from bncourse.tripwire import BANNED_ENV, GRADING_ENV
 
 EXECUTED = "executed.ipynb"
 REPORT = "report.json"
@@ -50,10 +50,12 @@ def _responsive(client):
     return False
 
 
-def run(path, lesson, timeout):
+def run(path, lesson, timeout, ban=()):
+    """ban: the aten operators no answer of this lesson may call, armed before the first cell."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     os.environ[GRADING_ENV] = lesson
+    os.environ[BANNED_ENV] = ",".join(ban)
     client = NotebookClient(
         nb, timeout=timeout, interrupt_on_timeout=False, allow_errors=True, kernel_name="python3",
         shutdown_kernel="immediate",  # nothing in the kernel is needed after the last cell
@@ -100,8 +102,9 @@ def main(argv=None):
     parser.add_argument("notebook")
     parser.add_argument("--lesson", required=True)
     parser.add_argument("--timeout", type=int, default=60)
+    parser.add_argument("--ban", default="", help="comma-separated aten operators to switch off")
     args = parser.parse_args(argv)
-    run(args.notebook, args.lesson, args.timeout)
+    run(args.notebook, args.lesson, args.timeout, [op for op in args.ban.split(",") if op])
     return 0
 
 

@@ -1,12 +1,15 @@
 """While a lesson is graded, torch's own normalisation kernels refuse to run.
 
 An answer must compute BatchNorm itself. So inside the grading sandbox the kernel that runs a
-submission arms this tripwire before any of the learner's code: the CPU kernels of the
-operators below are replaced, at PyTorch's dispatcher, by one that raises ForbiddenCall. That
+submission arms this tripwire before any of the learner's code: the CPU kernels of torch's
+normalisation operators (bncourse.pieces.spec.NORMALISATION_OPS) are replaced, at PyTorch's
+dispatcher, by one that raises ForbiddenCall. That
 covers every road to them (torch.nn.functional.batch_norm, nn.BatchNorm1d, torch.batch_norm,
 torch.ops.aten..., layer_norm or group_norm on a transposed batch). The course's own helpers
 (the visible checks' torch oracle) step over it with `allowed()`.
 
+Which operators an answer may not call is each piece's `bans` (bncourse.pieces); the kernel
+arms those that every piece of the lesson bans, and each piece's own while it is recorded.
 The tripwire is one of three guards; the grader also reads the submission's source for these
 names and flags code that reaches around them (see the README's threat model).
 """
@@ -14,17 +17,8 @@ import contextlib
 import os
 import warnings
 
-NORMALISATION_OPS = (
-    "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit.no_stats",
-    "_native_batch_norm_legit_no_training", "_batch_norm_with_update", "_batch_norm_no_update",
-    "native_layer_norm", "native_group_norm",
-)
-# What each lesson's answers may not call. Lessons whose experiments use torch's layers on
-# purpose ban nothing.
-BANNED = {lesson: NORMALISATION_OPS for lesson in (
-    "01_batch_statistics", "02_normalise_and_scale", "03_backward", "04_running_statistics",
-    "05_batchnorm_module", "07_placement_and_alternatives")}
 GRADING_ENV = "BNCOURSE_GRADING"  # set to the lesson id inside the grading sandbox
+BANNED_ENV = "BNCOURSE_BANNED_OPS"  # comma-separated aten operators the grading kernel arms at start
 
 
 class ForbiddenCall(RuntimeError):
@@ -64,10 +58,31 @@ def disarm():
 
 
 def arm_from_environment():
-    """Called by the grading kernel before the notebook's first cell."""
-    ops = BANNED.get(os.environ.get(GRADING_ENV, ""), ())
+    """Called by the grading kernel before the notebook's first cell: the operators that no
+    answer of the lesson may call (each piece's own bans are armed while it is recorded)."""
+    ops = [op for op in os.environ.get(BANNED_ENV, "").split(",") if op]
     if ops:
         arm(ops)
+
+
+def grading():
+    """True inside the grading sandbox's kernel."""
+    return bool(os.environ.get(GRADING_ENV))
+
+
+@contextlib.contextmanager
+def banned(ops):
+    """Inside the block exactly `ops` refuse to run (a piece's bans while it is recorded);
+    the earlier state comes back afterwards."""
+    before = _ops if armed() else ()
+    arm(ops)
+    try:
+        yield
+    finally:
+        if before:
+            arm(before)
+        else:
+            disarm()
 
 
 def armed():

@@ -33,8 +33,8 @@ entry. ``NEEDS[name]`` lists the ones a study needs.
 
 Torch's BatchNorm runs inside ``tripwire.allowed()`` (via ``experiments.train`` and
 ``evaluate`` and the probes below). A learner's function is called outside that block; this
-lesson's answers are not barred from torch's BatchNorm (``tripwire.BANNED`` has no entry for
-lesson 06), and ``gradient_norms`` runs the models it is given, BatchNorm included.
+lesson's answers are not barred from torch's BatchNorm (their specs in
+``bncourse.pieces.lesson06`` ban nothing), and ``gradient_norms`` runs the models it is given, BatchNorm included.
 Figures are built as in ``bncourse.plots``: make the call the last line of a cell.
 """
 import copy

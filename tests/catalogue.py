@@ -7,34 +7,9 @@ a literal phrase of the message). A variant is correct and must lose nothing.
 """
 from dataclasses import dataclass
 
-LESSON_OF = {
-    "batch_mean": "01_batch_statistics",
-    "batch_variance": "01_batch_statistics",
-    "normalise": "02_normalise_and_scale",
-    "scale_and_shift": "02_normalise_and_scale",
-    "batchnorm_forward": "02_normalise_and_scale",
-    "batchnorm_backward_staged": "03_backward",
-    "batchnorm_backward": "03_backward",
-    "numerical_gradient": "03_backward",
-    "update_running_stats": "04_running_statistics",
-    "batchnorm_inference": "04_running_statistics",
-    "update_running_stats_torch": "04_running_statistics",
-    "init_running_stats": "04_running_statistics",
-    "batchnorm_layer_forward": "04_running_statistics",
-    "layer_norm": "07_placement_and_alternatives",
-    "group_norm": "07_placement_and_alternatives",
-    "fold_batchnorm": "07_placement_and_alternatives",
-    "activation_summary": "00_internal_covariate_shift",
-    "record_layer_inputs": "00_internal_covariate_shift",
-    "shift_per_step": "00_internal_covariate_shift",
-    "BatchNormFunction": "05_batchnorm_module",
-    "BatchNorm1d": "05_batchnorm_module",
-    "BatchNorm2d": "05_batchnorm_module",
-    "largest_stable_lr": "06_why_batchnorm_works",
-    "gradient_norms": "06_why_batchnorm_works",
-    "effective_smoothness": "06_why_batchnorm_works",
-    "batch_mean_noise": "06_why_batchnorm_works",
-}
+from bncourse import pieces
+
+LESSON_OF = {name: spec.lesson for name, spec in pieces.REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -230,27 +205,7 @@ return x * (gamma * inv_std) + (beta - mean * gamma * inv_std), cache"""),
 
 # ---------------------------------------------------------------- lessons 03 and 04
 
-SIGNATURES = {
-    "batchnorm_backward_staged": "batchnorm_backward_staged(dout, cache)",
-    "batchnorm_backward": "batchnorm_backward(dout, cache)",
-    "numerical_gradient": "numerical_gradient(f, x, dout, h=1e-5)",
-    "update_running_stats": "update_running_stats(running_mean, running_var, batch_mean, batch_var, momentum=0.9)",
-    "batchnorm_inference": "batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5)",
-    "update_running_stats_torch": "update_running_stats_torch(running_mean, running_var, x, momentum=0.1, "
-                                  "batches_seen=0)",
-    "init_running_stats": "init_running_stats(num_features, dtype=np.float64)",
-    "batchnorm_layer_forward": "batchnorm_layer_forward(x, gamma, beta, state, training, momentum=0.1, eps=1e-5)",
-    "layer_norm": "layer_norm(x, gamma, beta, eps=1e-5)",
-    "group_norm": "group_norm(x, num_groups, gamma, beta, eps=1e-5)",
-    "fold_batchnorm": "fold_batchnorm(layer, bn)",
-    "activation_summary": "activation_summary(a)",
-    "record_layer_inputs": "record_layer_inputs(model, x)",
-    "shift_per_step": "shift_per_step(means, stds)",
-    "largest_stable_lr": "largest_stable_lr(lrs, final_losses, start_loss)",
-    "gradient_norms": "gradient_norms(model, x, y)",
-    "effective_smoothness": "effective_smoothness(g0, gs, etas)",
-    "batch_mean_noise": "batch_mean_noise(x, batch_size)",
-}
+SIGNATURES = {name: spec.signature for name, spec in pieces.REGISTRY.items()}
 
 
 def _def(piece, body):
@@ -895,6 +850,34 @@ MUTANTS += [
         flat = x.reshape(x.shape[0], -1)
         return BatchNormFunction.apply(flat, w.repeat_interleave(per), b.repeat_interleave(per), self.eps).reshape(x.shape)
 ''', "per_pixel"),
+]
+
+
+# ---------------------------------------------------------------- the generic checks every spec gets
+# (bncourse.judge: inputs left as they were, a model judged in train and in eval mode, the
+# documented defaults, and a wrong answer's part named in the learner's terms), each proven by
+# a mistake that only it catches.
+MUTANTS += [
+    Mutant("fold_in_place", "fold_batchnorm", _def("fold_batchnorm", _edit(
+        FOLD, "    folded = copy.deepcopy(layer)\n", "    folded = layer  # the caller's layer, changed\n")),
+        "changed what it was given"),
+    Mutant("function_dy_in_place", "BatchNormFunction", _edit(
+        FUNCTION, "        dbias = dy.sum(dim=0)\n", "        dbias = dy.sum(dim=0)\n        dy -= dy.mean(dim=0)\n"),
+        "changed what it was given"),
+    Mutant("norms_leaves_eval", "gradient_norms", _def("gradient_norms", _edit(
+        NORMS, "model.zero_grad()\n", "model.eval()  # 'no BatchNorm noise'\nmodel.zero_grad()\n")),
+        "changed what it was given"),
+    Mutant("norms_forces_train", "gradient_norms", _def("gradient_norms", _edit(
+        NORMS, "model.zero_grad()\nF.cross_entropy(model(x), y).backward()\n",
+        "was = model.training\nmodel.train()\nmodel.zero_grad()\nF.cross_entropy(model(x), y).backward()\n"
+        "model.train(was)\n")), "the model in eval mode"),
+    _module_mutant("module_default_momentum", "momentum=0.1, affine=True", "momentum=0.01, affine=True",
+                   "left to the defaults"),
+    Mutant("compact_half_variance_term", "batchnorm_backward",
+           _def("batchnorm_backward", _edit(COMPACT, " - x_hat * dgamma)", " - x_hat * dgamma / 2)")),
+           "the term x_hat * mean(dout * x_hat) of dx"),
+    _module_mutant("module_running_mean_half_step", "add_(m * rows.mean(dim=0))", "add_(m / 2 * rows.mean(dim=0))",
+                   "at step"),
 ]
 
 

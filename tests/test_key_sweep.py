@@ -13,7 +13,8 @@ import pytest
 
 from autograder import hidden
 from benchmarks import sweep_keys
-from bncourse import judge, timing
+from bncourse import timing, verdicts
+from bncourse.cases import Case
 
 KEYS = 100
 SLOW_KEYS = 40  # for sweep_keys.SLOW, the module pieces (~0.4 s a key where the others take 0.01-0.2 s)
@@ -68,7 +69,7 @@ def test_third_derivatives_of_the_formulas_match_torch():
 
 
 def test_margins_record_how_close_answers_come():
-    case = judge.Case("x", (np.zeros(2),))
-    with judge.margins() as ratios:
-        judge.compare("out", np.array([1.0, 0.5]), np.array([1.0, 0.0]), np.array([1.0, 2.0]), case)
+    case = Case("x", (np.zeros(2),))
+    with verdicts.margins() as ratios:
+        verdicts.compare("out", np.array([1.0, 0.5]), np.array([1.0, 0.0]), np.array([1.0, 2.0]), case)
     assert ratios == [0.25]

@@ -123,8 +123,8 @@ def test_hidden_tests_run_in_process_where_the_grader_is_installed(tmp_path, mon
 def test_no_import_cycles():
     """Between the course's modules (bncourse, autograder), imports inside functions included."""
     import ast
-    modules = {f"{pkg}.{p.stem}": p for pkg in ("bncourse", "autograder")
-               for p in (REPO / pkg).glob("*.py") if p.stem != "__init__"}
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+               for pkg in ("bncourse", "autograder") for p in (REPO / pkg).rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         found = set()

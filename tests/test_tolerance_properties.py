@@ -17,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from autograder import reference  # noqa: E402
 from benchmarks import sweep_keys  # noqa: E402
-from bncourse import judge, oracle, timing  # noqa: E402
+from bncourse import judge, pieces, timing  # noqa: E402
 
 # pieces whose cases are built around one (N, D) batch (the others build models or modules)
 PIECES = ["batch_mean", "batch_variance", "normalise", "scale_and_shift", "batchnorm_forward",
@@ -35,12 +35,9 @@ def answers(piece):
 
 def offsets(piece, dtype):
     """The feature offsets grading uses for this piece and dtype (bncourse.judge.make_cases):
-    float32 backward cases stay near 0, the Function's float32 cases within 1e3."""
-    if dtype == np.float32 and piece in judge.BACKWARD:
-        return [0.0]
-    if dtype == np.float32 and piece == "BatchNormFunction":
-        return [0.0, 1.0, 1e2, 1e3]
-    return [0.0, 1.0, 1e2, 1e3, 1e4]
+    float32 cases up to the spec's float32_offset (backward: near 0; the Function: 1e3)."""
+    limit = pieces.spec(piece).float32_offset if dtype == np.float32 else np.inf
+    return [o for o in (0.0, 1.0, 1e2, 1e3, 1e4) if o <= limit]
 
 
 @st.composite
@@ -59,13 +56,14 @@ def batches(draw, piece):
 
 @pytest.mark.parametrize("piece", PIECES)
 def test_no_input_makes_a_correct_answer_fail(piece):
-    expected = {"the reference": judge.expected_from(reference, piece), oracle.NAMES[piece]: oracle.expected(piece)}
+    expected = {"the reference": judge.expected_from(reference, piece),
+                pieces.spec(piece).oracle_name: judge.oracle_of(piece)}
 
     @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(batches(piece))
     def correct_answers_pass(drawn):
         x, rng, i = drawn
-        case = judge._case_for(piece, rng, x, f"{x.dtype} x of shape {x.shape}", i)
+        case = pieces.spec(piece).make_case(rng, x, f"{x.dtype} x of shape {x.shape}", i)
         for name, fn in answers(piece).items():
             for source, exact in expected.items():
                 failure = judge.first_failure(piece, fn, [case], exact)

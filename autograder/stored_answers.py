@@ -1,0 +1,71 @@
+"""Writes bncourse/stored_answers.npz: the visible checks' expected answers for the pieces whose
+spec has no torch oracle (bncourse.stored), computed by the hidden reference and checked
+against the grading side's torch answers (autograder.torch_answers) before they are written.
+
+    python -m autograder.stored_answers          # make stored-answers
+    python -m autograder.stored_answers --check  # exit 1 when the file is not current
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import bncourse
+from autograder import reference, torch_answers
+from bncourse import checks, judge, pieces, stored
+from bncourse.cases import digest
+
+PATH = Path(bncourse.__file__).with_name(stored.FILE)
+
+
+def stored_pieces():
+    return [name for name, spec in pieces.REGISTRY.items() if spec.oracle is None]
+
+
+def generate():
+    """{piece: {digest: answer}} for every visible case of every stored piece."""
+    answers = {}
+    for piece in stored_pieces():
+        spec = pieces.spec(piece)
+        for case in judge.make_cases(piece, seed=checks.VISIBLE_SEED, count=spec.visible_count):
+            exact = getattr(reference, piece)(*case.args, **case.kwargs)
+            failure = judge.first_failure(piece, getattr(reference, piece), [case],
+                                          judge.expected_from(torch_answers, piece))
+            if failure is not None:
+                raise AssertionError(f"the reference and torch disagree on {piece}: {failure}")
+            answers.setdefault(piece, {})[digest(case.args, case.kwargs)] = exact
+    return answers
+
+
+def stale(path=PATH):
+    """The pieces whose stored answers differ from what generate() gives (empty: current)."""
+    fresh = stored.encode(generate())
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            old = {k: data[k] for k in data.files}
+    except OSError:
+        return sorted(stored_pieces())
+    names = {k.split(".")[0] for k in set(fresh) ^ set(old) if k != "meta"}
+    names |= {k.split(".")[0] for k in set(fresh) & set(old) if k != "meta"
+              and not (fresh[k].shape == old[k].shape and np.array_equal(fresh[k], old[k], equal_nan=True))}
+    if not np.array_equal(fresh["meta"], old.get("meta", np.zeros(0, np.uint8))) and not names:
+        names.add("(the index)")
+    return sorted(names)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    if args.check:
+        names = stale()
+        print(f"stale stored answers: {', '.join(names)}" if names else "stored answers are current")
+        return 1 if names else 0
+    np.savez_compressed(PATH, **stored.encode(generate()))
+    print(f"wrote {PATH} ({PATH.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Lesson 05: BatchNorm as PyTorch builds it: an autograd.Function, then drop-in BatchNorm1d and
+BatchNorm2d modules judged against torch's own over train/eval steps, configurations,
+state_dict round trips and bad inputs."""
+import numpy as np
+
+from bncourse import oracle
+from bncourse.adapters import decode_text, is_text, run_function, run_module, torch_function
+from bncourse.cases import Case, kw, make_batch, params
+from bncourse.pieces.lesson02 import forward_allowed
+from bncourse.pieces.lesson03 import backward_allowed, dx_terms, forward_cache, name_the_term
+from bncourse.pieces.spec import Spec
+from bncourse.rounding import UNIT, f64, x_hat_error
+from bncourse.verdicts import Failure, compare, describe
+
+LESSON = "05_batchnorm_module"
+FUNCTION_OUTPUTS = ("y", "dx", "dweight", "dbias")
+
+
+def _function_case(rng, x, label, i):
+    n, d = x.shape
+    gamma, beta = params(rng, d, x.dtype)
+    dout = rng.standard_normal((n, d)).astype(x.dtype)
+    kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
+    return Case(label + ", random dout" + kw(kwargs), (x, gamma, beta, dout), kwargs)
+
+
+def _function_explain(what, index, got, exact, case):
+    if what != "dx":
+        return None
+    x, gamma, beta, dout = case.args
+    eps = case.kwargs.get("eps", 1e-5)
+    cache = forward_cache(x, gamma, beta, eps)
+    return name_the_term(dx_terms(dout, cache["x_hat"], gamma, cache["var"], eps), got, exact)
+
+
+def _module_explain(case, what, index):
+    """Which step of the module's life, and which channel, an index of a stepwise answer is."""
+    xs, training = case.args[:2]
+    if what in ("y", "dx", "dweight", "dbias", "running_mean", "running_var", "num_batches_tracked"):
+        step = index[0]
+        words = f"at step {step + 1} of {len(training)} ({'train' if training[step] else 'eval'} mode"
+        if what in ("y", "dx") and len(index) > 2:
+            words += f", channel {index[2]}"
+        elif what in ("dweight", "dbias", "running_mean", "running_var") and len(index) > 1:
+            words += f", channel {index[1]}"
+        return f"({words})"
+    return None
+
+
+def _function_allowed(case, exact, what, exact_all=None):
+    x, gamma, beta, dout = case.args
+    if what == "y":
+        return forward_allowed(Case(case.label, (x, gamma, beta), case.kwargs), exact)
+    cache = forward_cache(x, gamma, beta, case.kwargs.get("eps", 1e-5))
+    name = {"dweight": "dgamma", "dbias": "dbeta"}.get(what, what)
+    return backward_allowed(Case(case.label, (dout, cache)), exact, name)
+
+
+MODULE_STEPS = 4
+MODULE_OUTPUTS = ("layout", "errors", "initial weight and bias", "y", "dx", "dweight", "dbias", "running_mean",
+                  "running_var",
+                  "num_batches_tracked", "after reset_running_stats()", "state_dict loaded into torch's module",
+                  "eval output after loading torch's state_dict")
+
+
+def _module_case(piece, rng, x, label, i):
+    """A matrix of configurations: affine on/off, tracking on/off, momentum 0.1 / 0.5 / None, 2-D,
+    3-D and 4-D inputs, float32 and float64 with offsets, few and many values per channel, an
+    empty batch; each run over MODULE_STEPS train/eval steps with random upstream gradients."""
+    dtype = x.dtype
+    typical = float(np.median(np.abs(x)))
+    offset = 1e4 if typical > 3000 else 1e3 if typical > 100 else 0.0  # keep x's offset
+    n = 0 if i == 5 else max(x.shape[0] % 9, 2)  # case 5: an empty batch
+    c = int(rng.integers(1, 6))
+    spatial = ([(2, 3), (1, 1), (16, 16), (3, 1)] if piece == "BatchNorm2d" else [(), (5,), (), (1,)])[i % 4]
+    config = {"affine": (i // 2) % 2 == 0, "track_running_stats": (i // 4) % 3 != 2,
+              "momentum": [0.1, 0.5, None][i % 3]}
+    if i % 5 == 3:
+        config["eps"] = 1e-3
+    if config["affine"] and i % 5 == 4:
+        config["bias"] = False  # torch 2.13's keyword-only bias=: a weight, no bias parameter
+    training = np.array([[1, 1, 0, 1], [1, 0, 1, 0], [1, 1, 1, 0], [0, 1, 0, 1]][i % 4], bool)
+    positions = int(np.prod(spatial, dtype=int))
+    rows = make_batch(rng, MODULE_STEPS * n * positions, c, dtype, offset, constant_cols=int(i % 7 == 0 and c > 1))
+    xs = np.moveaxis(rows.reshape((MODULE_STEPS, n) + spatial + (c,)), -1, 2)
+    douts = rng.standard_normal(xs.shape).astype(dtype)
+    loaded = config["affine"] and i % 3 != 1  # else weight and bias keep their initial 1 and 0
+    weight, bias = params(rng, c, dtype) if loaded else (np.zeros(0, dtype),) * 2
+    state = {}  # a torch module's state_dict to load: this configuration's keys
+    if config["affine"]:
+        state["weight"], state["bias"] = params(rng, c, dtype)
+    if not config.get("bias", True):  # (drawn all the same: the other cases stay as they were)
+        bias = np.zeros(0, dtype)
+        del state["bias"]
+    if config["track_running_stats"]:
+        state["running_mean"] = rng.normal(0, 1, c).astype(dtype) * np.abs(rows).max(initial=1)
+        state["running_var"] = (rows.var(axis=0) if n else np.ones(c)) * rng.uniform(0.5, 2, c).astype(dtype)
+        state["running_var"] = state["running_var"].astype(dtype) + dtype.type(0.1)
+        state["num_batches_tracked"] = np.array(int(rng.integers(0, 50)))
+    label = (f"{piece}({c}{kw(config)}), {np.dtype(dtype).name} batches of shape {xs.shape[1:]}"
+             + (f" offset by ~{offset:g}" if offset else "")
+             + (", parameters at their initial values" if config["affine"] and not loaded else "") + ", steps "
+             + "".join("T" if t else "E" for t in training) + " (T train, E eval)")
+    return Case(label, (xs, training, douts, weight, bias, state), config)
+
+
+
+def _module_rows(a):
+    """(S, N, C, *) -> (S, M, C): each step's values, one column per channel."""
+    a = np.moveaxis(f64(a), 2, -1)
+    return a.reshape(a.shape[0], -1, a.shape[-1])
+
+
+def _module_allowed(case, exact, what, exact_all):
+    unit = UNIT[np.dtype(case.dtype)]
+    xs, training, douts, weight, bias, state = case.args
+    config = case.kwargs
+    if what in ("num_batches_tracked", "after reset_running_stats()", "initial weight and bias") \
+            or np.size(exact) == 0:
+        return 0.0
+    rows, drows = _module_rows(xs), _module_rows(douts)
+    steps, m, c = rows.shape
+    eps, track = config.get("eps", 1e-5), config.get("track_running_stats", True)
+    affine = config.get("affine", True)
+    gamma = f64(weight) if weight.size else np.ones(c)
+    beta = f64(bias) if bias.size else np.zeros(c)
+    biggest = np.abs(rows).max(axis=(0, 1)) if m else np.zeros(c)
+    if what == "running_mean":
+        return unit * (np.abs(exact) + 1 + steps * biggest)
+    if what == "running_var":
+        return unit * (np.abs(exact) + 1) * steps + steps * (unit * biggest) ** 2
+    if what == "state_dict loaded into torch's module":
+        parts = [np.zeros(c)] * (affine + (affine and config.get("bias", True)))
+        if track:
+            parts += [_module_allowed(case, exact_all["running_mean"][-1], "running_mean", exact_all),
+                      _module_allowed(case, exact_all["running_var"][-1], "running_var", exact_all), [0.0]]
+        return np.concatenate(parts) if parts else 0.0
+    if what == "eval output after loading torch's state_dict":
+        x = rows[-1]
+        g = f64(state["weight"]) if "weight" in state else np.ones(c)
+        b = f64(state["bias"]) if "bias" in state else np.zeros(c)
+        var = f64(state["running_var"]) if track else (x.var(axis=0) if m else np.ones(c))
+        err = unit * (np.abs(g) * x_hat_error(np.abs(x).max(axis=0, initial=0) + (
+            np.abs(f64(state["running_mean"])) if track else 0), var, eps, unit) + np.abs(b))
+        return _unrows(unit * np.abs(_module_rows(exact[None])[0]) + err, xs.shape[1:])
+    allowed = []  # absolute errors, per step
+    for s in range(steps):
+        x, d = rows[s], drows[s]
+        if bool(training[s]) or not track:  # the batch's own statistics
+            mean, var = (x.mean(axis=0), x.var(axis=0)) if m else (np.zeros(c), np.ones(c))
+            inv_std = 1 / np.sqrt(var + eps)
+            x_hat = (x - mean) * inv_std
+            x_hat_err = unit * x_hat_error(biggest, var, eps, unit)
+            bounds = {"y": np.abs(gamma) * x_hat_err + unit * np.abs(beta) + 0 * x,
+                      "dx": unit * np.abs(gamma) * inv_std * (np.abs(d) + np.abs(d).sum(axis=0) / max(m, 1) + (
+                          np.abs(x_hat) + x_hat_err / unit) * np.abs(d * x_hat).sum(axis=0) / max(m, 1))}
+        else:  # the running statistics, which carry the rounding of every earlier step
+            mean = f64(exact_all["running_mean"][s - 1]) if s else np.zeros(c)
+            var = f64(exact_all["running_var"][s - 1]) if s else np.ones(c)
+            inv_std = 1 / np.sqrt(var + eps)
+            x_hat = (x - mean) * inv_std
+            mean_err = unit * (np.abs(mean) + 1 + steps * biggest)
+            var_err = unit * (np.abs(var) + 1) * steps + steps * (unit * biggest) ** 2
+            relative = var_err / (var + eps)  # of the variance; the std's is half that
+            x_hat_err = mean_err * inv_std + np.abs(x_hat) * relative + unit * x_hat_error(biggest, var, eps, unit)
+            bounds = {"y": np.abs(gamma) * x_hat_err + unit * np.abs(beta),
+                      "dx": np.abs(gamma) * inv_std * np.abs(d) * (relative + unit * steps)}
+        if what in bounds:
+            allowed.append(bounds[what])
+        elif what == "dweight":
+            allowed.append((np.abs(d) * (unit * np.abs(x_hat) + x_hat_err)).sum(axis=0) if affine else np.zeros(0))
+        else:  # dbias
+            has_bias = affine and config.get("bias", True)
+            allowed.append(unit * np.abs(d).sum(axis=0) if has_bias else np.zeros(0))
+    allowed = np.stack(allowed)
+    if what in ("y", "dx"):
+        return unit * np.abs(exact) + _unrows(allowed, xs.shape[1:], steps=True)
+    return unit * np.abs(exact) + allowed
+
+
+def _unrows(a, shape, steps=False):
+    """Inverse of _module_rows for one step (shape (N, C, *)), or for all steps."""
+    n, c, spatial = shape[0], shape[1], tuple(shape[2:])
+    lead = (a.shape[0],) if steps else ()
+    return np.moveaxis(np.asarray(a).reshape(lead + (n,) + spatial + (c,)), -1, len(lead) + 1)
+
+
+def _judge_module(piece, out, exact, case):
+    torch_name = f"torch.nn.{piece}"
+    if not isinstance(out, dict) or any(k not in out for k in MODULE_OUTPUTS):
+        raise Failure(f"{piece}'s answers are incomplete; got {describe(out)}", case, "type")
+    exact_all = {k: v if is_text(v) else f64(v) for k, v in exact.items()}
+    for name in MODULE_OUTPUTS:
+        got, want = out[name], exact[name]
+        if is_text(got) or is_text(want):
+            mine = decode_text(got) if is_text(got) else "a result"
+            theirs = decode_text(want) if is_text(want) else "a result"
+            if mine != theirs:
+                what = {"layout": "parameters and buffers", "errors": "errors for bad input"}.get(name, name)
+                raise Failure(f"your module's {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
+                              f"  torch's: {theirs}", case, name)
+            continue
+        compare(name, got, want, _module_allowed(case, f64(want), name, exact_all), case,
+                lambda index, got, exact, name=name: _module_explain(case, name, index))
+
+
+
+
+def _module_spec(piece, dims):
+    def make_case(rng, x, label, i):
+        return _module_case(piece, rng, x, label, i)
+
+    def verdict(out, exact, case):
+        _judge_module(piece, out, exact, case)
+
+    def adapter(cls):
+        return run_module(cls, piece=piece)
+    return Spec(piece, LESSON, f"{piece}(num_features, eps=1e-05, momentum=0.1, affine=True, "
+                "track_running_stats=True, device=None, dtype=None, *, bias=True)",
+                f"Lesson 05: the module against torch.nn.{piece} over train/eval steps, configurations, "
+                "state_dict round trips and bad inputs.",
+                make_case=make_case, allowed=_module_allowed, oracle=getattr(oracle, piece),
+                oracle_name=f"torch.nn.{piece}", verdict=verdict, adapter=adapter, parts=("BatchNormFunction",),
+                native=_native_module(piece),
+                visible_count=8, covers=f"{dims} over train/eval steps; affine and tracking on/off; momentum "
+                "0.1, 0.5 and None; bias=False; float32 and float64; an empty batch; outputs, gradients, "
+                "buffers, state_dict round trips, errors for bad input and eps <= 0")
+
+
+
+def _native_function(x, weight, bias, dout, eps=1e-5):
+    """F.batch_norm and torch.autograd in the input's dtype, as BatchNormFunction is judged."""
+    import torch
+    import torch.nn.functional as F
+    t = [torch.tensor(a).requires_grad_() for a in (x, weight, bias)]
+    y = F.batch_norm(t[0], None, None, t[1], t[2], training=True, eps=eps)
+    y.backward(torch.as_tensor(dout))
+    return (y.detach().numpy(),) + tuple(a.grad.numpy() for a in t)
+
+
+def _native_module(piece):
+    def native(*args, **kwargs):
+        import torch
+        return run_module(getattr(torch.nn, piece), piece=piece)(*args, **kwargs)
+    return native
+
+
+SPECS = [
+    Spec("BatchNormFunction", LESSON, "class BatchNormFunction(torch.autograd.Function)",
+         "Lesson 05: the autograd.Function's output and gradients, compared with torch.autograd.",
+         make_case=_function_case, allowed=_function_allowed, oracle=oracle.BatchNormFunction,
+         oracle_name="torch.autograd", outputs=FUNCTION_OUTPUTS, adapter=run_function, trusted=torch_function,
+         explain=_function_explain,
+         float32_offset=1e3,  # near 1e3 a two-pass float32 variance still keeps x_hat to ~1e-4, while a
+         # one-pass E[x^2] - E[x]^2 loses everything below ~0.1 of the variance: told apart by far
+         covers="(M, C) inputs of shapes (4, 3), (2, 1), (7, 1), (64, 8), ...; float32 and float64, features "
+                "offset by up to 1e3 in float32 and 1e4 in float64; random dy; outputs and the three gradients",
+         native=_native_function),
+    _module_spec("BatchNorm1d", "(N, C) and (N, C, L) inputs"),
+    _module_spec("BatchNorm2d", "(N, C, H, W) inputs from 1x1 to 16x16"),
+]
