@@ -77,11 +77,11 @@ $(HUB_STAMP): $(STAMP)
 release: $(STAMP)
 	$(PY) -m autograder release
 
-# bncourse/stored_answers.npz: the visible checks' answers for the pieces torch has no layer for,
-# from the hidden reference (tests/test_stored_answers.py fails when it is not current)
-.PHONY: stored-answers
-stored-answers: $(STAMP)
-	$(PY) -m autograder.stored_answers
+# bncourse/stored_expected.npz: the visible checks' answers for the pieces torch has no layer for,
+# from the hidden reference (tests/test_stored_expected.py fails when it is not current)
+.PHONY: stored-expected
+stored-expected: $(STAMP)
+	$(PY) -m autograder.store_expected
 
 # deploy/k8s/ from autograder/k8s.py: the grading namespace, its deny-all NetworkPolicy, an
 # example grading Job (the pod is the sandbox) and the formgrader service

@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import zlib
 
-from autograder import reference, torch_answers
+from autograder import oracle as torch_oracle
+from autograder import reference
 from bncourse import judge, pieces
 from bncourse.answers import Answer, Calls, Replay, run_calls
 from bncourse.cases import digest
@@ -53,9 +54,9 @@ def calls_for(piece, cases):
 
 def sources(piece):
     """{name: expected(case)}: what the answers are compared with, the reference first, then
-    torch (the piece's oracle, or for a piece torch has no layer for, autograder.torch_answers)."""
+    torch (the piece's oracle, or for a piece torch has no layer for, autograder.oracle)."""
     spec = pieces.spec(piece)
-    torch_side = judge.oracle_of(piece) if spec.oracle else judge.expected_from(torch_answers, piece)
+    torch_side = judge.oracle_of(piece) if spec.oracle else judge.expected_from(torch_oracle, piece)
     return {"the reference": judge.expected_from(reference, piece), spec.oracle_name: torch_side}
 
 

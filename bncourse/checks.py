@@ -63,7 +63,7 @@ def run_checks(piece, fn, raise_on_failure=False, namespace=None):
                   f"{', '.join(spec.parts)} it gives a wrong answer:\n  {own}\n"
                   "  Fix the earlier step whose check fails above; this piece is graded on its own.")
             return Verdict(True)
-    against = spec.oracle_name if spec.oracle else "the course's stored answers"
+    against = spec.oracle_name if spec.oracle else "values stored from the reference"
     print(f"✓ {piece} passed {len(cases)} checks against {against}: {spec.covers}.")
     return Verdict(True)
 

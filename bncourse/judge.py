@@ -165,7 +165,7 @@ def expected_from(module, piece):
 
 def oracle_of(piece):
     """`expected(case)` for judge_case from the piece's torch oracle; for a piece without one,
-    the visible checks' stored answers (bncourse.stored: those cases only)."""
+    the visible checks' stored expected values (bncourse.stored: those cases only)."""
     oracle = spec(piece).oracle
     if oracle is None:
         return lambda case: stored.answer(piece, case.args, case.kwargs)

@@ -2,7 +2,7 @@
 
 Their answers, written with torch, would be the answers themselves; so the learner's package
 holds only what they return on the visible checks' fixed inputs, generated from the hidden
-reference (`make stored-answers`, autograder/stored_answers.py; a test checks the file is
+reference (`make stored-expected`, autograder/store_expected.py; a test checks the file is
 current). Each answer is found by the digest of its call's inputs.
 """
 import functools
@@ -13,7 +13,7 @@ import numpy as np
 
 from bncourse.cases import digest
 
-FILE = "stored_answers.npz"
+FILE = "stored_expected.npz"
 
 
 @functools.cache
@@ -29,7 +29,7 @@ def answer(piece, args, kwargs):
     key = digest(args, kwargs)
     entry = meta.get(piece, {}).get(key)
     if entry is None:
-        raise KeyError(f"no stored answer of {piece} for these inputs: run `make stored-answers`")
+        raise KeyError(f"no stored answer of {piece} for these inputs: run `make stored-expected`")
     parts = [arrays[f"{piece}.{key}.{i}"] for i in range(entry["count"])]
     return tuple(parts) if entry["tuple"] else parts[0]
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 # read the specs; none may name a piece (a piece's facts belong in its spec)
 ENGINE = ["bncourse/judge.py", "bncourse/checks.py", "bncourse/answers.py", "bncourse/tripwire.py",
           "bncourse/runner.py", "bncourse/stored.py", "bncourse/verdicts.py", "bncourse/rounding.py",
-          "autograder/hidden.py", "autograder/honesty.py", "autograder/stored_answers.py",
+          "autograder/hidden.py", "autograder/honesty.py", "autograder/store_expected.py",
           "benchmarks/calibrate_tolerances.py"]
 
 

@@ -7,7 +7,7 @@ earlier pieces it may call (judged with trusted stand-ins for them), what torch 
 its place, and what the answer may not use. The judging engine (bncourse.judge), the visible
 checks, the hidden tests, calibration, the tripwire and the honesty checks read everything
 from here; none of them names a piece. The mistakes each piece is known for live beside
-their probes' stored answers in bncourse.misconceptions, keyed by the piece's name.
+their probes' stored expected values in bncourse.misconceptions, keyed by the piece's name.
 
 One module per lesson (lesson00.py ... lesson07.py) declares that lesson's specs in order.
 """

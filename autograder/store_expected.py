@@ -1,9 +1,9 @@
-"""Writes bncourse/stored_answers.npz: the visible checks' expected answers for the pieces whose
+"""Writes bncourse/stored_expected.npz: the visible checks' expected answers for the pieces whose
 spec has no torch oracle (bncourse.stored), computed by the hidden reference and checked
-against the grading side's torch answers (autograder.torch_answers) before they are written.
+against the grading side's torch answers (autograder.oracle) before they are written.
 
-    python -m autograder.stored_answers          # make stored-answers
-    python -m autograder.stored_answers --check  # exit 1 when the file is not current
+    python -m autograder.store_expected          # make stored-expected
+    python -m autograder.store_expected --check  # exit 1 when the file is not current
 """
 import argparse
 import sys
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 import bncourse
-from autograder import reference, torch_answers
+from autograder import oracle as torch_oracle
+from autograder import reference
 from bncourse import checks, judge, pieces, stored
 from bncourse.cases import digest
 
@@ -31,7 +32,7 @@ def generate():
         for case in judge.make_cases(piece, seed=checks.VISIBLE_SEED, count=spec.visible_count):
             exact = getattr(reference, piece)(*case.args, **case.kwargs)
             failure = judge.first_failure(piece, getattr(reference, piece), [case],
-                                          judge.expected_from(torch_answers, piece))
+                                          judge.expected_from(torch_oracle, piece))
             if failure is not None:
                 raise AssertionError(f"the reference and torch disagree on {piece}: {failure}")
             answers.setdefault(piece, {})[digest(case.args, case.kwargs)] = exact
@@ -39,7 +40,7 @@ def generate():
 
 
 def stale(path=PATH):
-    """The pieces whose stored answers differ from what generate() gives (empty: current)."""
+    """The pieces whose stored expected values differ from what generate() gives (empty: current)."""
     fresh = stored.encode(generate())
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -60,7 +61,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.check:
         names = stale()
-        print(f"stale stored answers: {', '.join(names)}" if names else "stored answers are current")
+        print(f"stale stored expected values: {', '.join(names)}" if names else "stored expected values are current")
         return 1 if names else 0
     np.savez_compressed(PATH, **stored.encode(generate()))
     print(f"wrote {PATH} ({PATH.stat().st_size} bytes)")
