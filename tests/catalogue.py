@@ -864,15 +864,15 @@ MUTANTS += [
     Mutant("function_dy_in_place", "BatchNormFunction", _edit(
         FUNCTION, "        dbias = dy.sum(dim=0)\n", "        dbias = dy.sum(dim=0)\n        dy -= dy.mean(dim=0)\n"),
         "changed what it was given"),
-    Mutant("norms_leaves_eval", "gradient_norms", _def("gradient_norms", _edit(
-        NORMS, "model.zero_grad()\n", "model.eval()  # 'no BatchNorm noise'\nmodel.zero_grad()\n")),
+    Mutant("record_freezes_parameters", "record_layer_inputs", _def("record_layer_inputs", _edit(
+        RECORD, "try:\n", "for p in model.parameters():\n    p.requires_grad_(False)  # 'no gradients needed'\ntry:\n")),
         "changed what it was given"),
     Mutant("norms_forces_train", "gradient_norms", _def("gradient_norms", _edit(
         NORMS, "model.zero_grad()\nF.cross_entropy(model(x), y).backward()\n",
         "was = model.training\nmodel.train()\nmodel.zero_grad()\nF.cross_entropy(model(x), y).backward()\n"
-        "model.train(was)\n")), "the model in eval mode"),
+        "model.train(was)\n")), "a model with BatchNorm, in eval mode"),
     _module_mutant("module_default_momentum", "momentum=0.1, affine=True", "momentum=0.01, affine=True",
-                   "left to the defaults"),
+                   "every constructor argument at its default"),
     Mutant("compact_half_variance_term", "batchnorm_backward",
            _def("batchnorm_backward", _edit(COMPACT, " - x_hat * dgamma)", " - x_hat * dgamma / 2)")),
            "the term x_hat * mean(dout * x_hat) of dx"),

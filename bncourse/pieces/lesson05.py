@@ -43,6 +43,8 @@ def _module_explain(case, what, index):
             words += f", channel {index[2]}"
         elif what in ("dweight", "dbias", "running_mean", "running_var") and len(index) > 1:
             words += f", channel {index[1]}"
+        if not case.kwargs:  # (make_cases left out every argument equal to its default)
+            words += "; every constructor argument at its default"
         return f"({words})"
     return None
 

@@ -43,6 +43,13 @@ def _norms_allowed(case, exact, what, exact_all=None):
     return unit * np.abs(exact) + _gradient_norms_error(*case.args, batchnorm, unit)
 
 
+def _norms_explain(what, index, got, exact, case):
+    """Which model it was: the mode a model's BatchNorm layers were in matters."""
+    if not case.kwargs.get("batchnorm"):
+        return "(a model without BatchNorm)"
+    return f"(a model with BatchNorm, in {'train' if case.kwargs.get('train', True) else 'eval'} mode)"
+
+
 def _gradient_norms_error(x, labels, params, batchnorm, unit):
     """The rounding error a correct gradient_norms may carry, per Linear: a first-order error
     bound carried through the computation as it runs, each step adding `unit` times the sizes
@@ -171,7 +178,7 @@ SPECS = [
     Spec("gradient_norms", LESSON, "gradient_norms(model, x, y)",
          "Lesson 06: the norm of each Linear weight's gradient, compared with torch.autograd.",
          make_case=_norms_case, allowed=_norms_allowed, oracle=None, oracle_name="torch.autograd",
-         outputs=NORMS, adapter=run_gradient_norms, bans=(),
+         outputs=NORMS, adapter=run_gradient_norms, bans=(), explain=_norms_explain,
          may_change=("buffers", "parameters"),  # a forward pass in train mode moves BatchNorm's running
          # statistics (.grad is not tracked); a parameter moved is judged as its second answer
          covers="MLPs of 1 to 5 hidden layers, with and without BatchNorm, the model in train and in eval "
