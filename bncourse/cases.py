@@ -74,16 +74,15 @@ class Formula:
         p = {k: (xp.as_tensor(v) if xp is not np else v) for k, v in self.params.items()}
         if self.kind == "tanh_layer":
             return xp.tanh(x @ p["W"] + p["b"])
-        # batchnorm: torch's own forward pass (the course's formula, not an answer: the tripwire
-        # that switches torch's BatchNorm off while lessons are graded lets it through)
+        # batchnorm: torch's own forward pass, the decomposition of aten's native_batch_norm that
+        # ships with torch (elementwise ops: no kernel the grading tripwire switches off, and
+        # torch.func can take its forward-mode derivatives)
         import torch
-        import torch.nn.functional as F
-
-        from bncourse import tripwire
+        from torch._decomp import decomposition_table
+        native_batch_norm = decomposition_table[torch.ops.aten.native_batch_norm.default]
         t = x if xp is not np else torch.as_tensor(np.asarray(x, np.float64))
         gamma, beta = (torch.as_tensor(self.params[k]) for k in ("gamma", "beta"))
-        with tripwire.allowed():
-            y = F.batch_norm(t, None, None, gamma, beta, training=True, eps=1e-5)
+        y = native_batch_norm(t, gamma, beta, None, None, True, 0.0, 1e-5)[0]
         return y if xp is not np else y.numpy()
 
     def third_derivatives(self, x, dout, s):
