@@ -83,6 +83,13 @@ release: $(STAMP)
 stored-expected: $(STAMP)
 	$(PY) -m autograder.store_expected
 
+# bncourse/probes.npz: the inputs that recognise each classic mistake and the mistake's answers
+# to them, which bncourse.misconceptions compares with; written from the grading side
+# (autograder/mistakes.py). tests/test_probe_data.py fails while it is stale.
+.PHONY: probe-data
+probe-data: $(STAMP)
+	$(PY) -m autograder.mistakes
+
 # deploy/k8s/ from autograder/k8s.py: the grading namespace, its deny-all NetworkPolicy, an
 # example grading Job (the pod is the sandbox) and the formgrader service
 .PHONY: k8s

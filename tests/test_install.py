@@ -86,6 +86,14 @@ def test_the_wheel_carries_the_data_and_no_build_script(installed):
     assert not any("make_digits" in f for f in files)
 
 
+def test_the_installed_package_reads_its_misconception_probes(installed):
+    """bncourse/probes.npz (package data) names a mistake from another directory."""
+    python, venv, elsewhere = installed
+    code = ("from bncourse.misconceptions import diagnose; "
+            "print([m.name for m in diagnose('batch_mean', lambda x: x.mean(axis=1))])")
+    assert run([str(python), "-c", code], cwd=elsewhere).stdout.strip() == "['wrong_axis']"
+
+
 def test_the_installed_package_loads_the_digits_from_another_directory(installed):
     python, venv, elsewhere = installed
     code = textwrap.dedent("""
