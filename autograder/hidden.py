@@ -20,7 +20,7 @@ import zlib
 from autograder import oracle as torch_oracle
 from autograder import reference
 from bncourse import judge, pieces
-from bncourse.answers import Answer, Calls, Replay, run_calls
+from bncourse.answers import Answer, Calls, Replay, answer_calls
 from bncourse.cases import digest
 from bncourse.checks import CheckFailed, explain
 from bncourse.misconceptions import CATALOGUE
@@ -77,7 +77,7 @@ def grade(piece, fn, namespace=None):
     mistake unless every hidden case is right."""
     cases = hidden_cases(piece)
     calls = calls_for(piece, cases)
-    arrays, meta = run_calls(piece, fn, calls, namespace)  # (run_calls applies judge.pure)
+    arrays, meta = answer_calls(piece, fn, calls, namespace)  # (answer_calls applies judge.pure)
     replay = Replay(piece, calls, [Answer(entry, arrays, i) for i, entry in enumerate(meta)])
     passed, message = verdict(piece, replay, cases)
     if not passed:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from bncourse import tripwire
-from bncourse.adapters import run_gradient_norms, run_recorder
+from bncourse.adapters import adapt_gradient_norms, adapt_recorder
 
 
 def _t64(a):
@@ -63,7 +63,7 @@ def _inputs_by_hooks(model, x):
 
 def record_layer_inputs(x, params, batchnorm=False, train=True):
     with tripwire.allowed():  # the model's BatchNorm layers
-        return run_recorder(_inputs_by_hooks)(np.asarray(x, np.float64), _float64_params(params), batchnorm, train)
+        return adapt_recorder(_inputs_by_hooks)(np.asarray(x, np.float64), _float64_params(params), batchnorm, train)
 
 
 def _autograd_norms(model, x, y):
@@ -74,5 +74,5 @@ def _autograd_norms(model, x, y):
 
 def gradient_norms(x, labels, params, batchnorm=False, train=True):
     with tripwire.allowed():
-        return run_gradient_norms(_autograd_norms)(np.asarray(x, np.float64), labels,
+        return adapt_gradient_norms(_autograd_norms)(np.asarray(x, np.float64), labels,
                                                      _float64_params(params), batchnorm, train)

@@ -96,7 +96,7 @@ def init_running_stats(num_features, dtype=np.float64):
 
 
 def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
-    """A sequence of steps (see bncourse.adapters.run_steps): outputs and state after each."""
+    """A sequence of steps (see bncourse.adapters.adapt_steps): outputs and state after each."""
     state = init_running_stats(xs.shape[2])
     ys, means, variances, counts = [], [], [], []
     for x, train in zip(xs, training):
@@ -134,7 +134,7 @@ def group_norm(x, num_groups, gamma, beta, eps=1e-5):
 
 
 def fold_batchnorm(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
-    """What the folded layer outputs for x (see bncourse.adapters.run_fold), from the formula
+    """What the folded layer outputs for x (see bncourse.adapters.adapt_fold), from the formula
     for its weight and bias."""
     x, weight = _f64(x), _f64(weight)
     scale = _f64(gamma) / np.sqrt(_f64(running_var) + eps)
@@ -312,10 +312,10 @@ def _modules():
 
 
 def BatchNorm1d(*args, **kwargs):
-    from bncourse.adapters import run_module
-    return run_module(_modules()[0], exact=True, piece="BatchNorm1d")(*args, **kwargs)
+    from bncourse.adapters import adapt_module
+    return adapt_module(_modules()[0], exact=True, piece="BatchNorm1d")(*args, **kwargs)
 
 
 def BatchNorm2d(*args, **kwargs):
-    from bncourse.adapters import run_module
-    return run_module(_modules()[1], exact=True, piece="BatchNorm2d")(*args, **kwargs)
+    from bncourse.adapters import adapt_module
+    return adapt_module(_modules()[1], exact=True, piece="BatchNorm2d")(*args, **kwargs)

@@ -4,7 +4,7 @@ While a class is graded, every student's hidden inputs come from a secret key
 (autograder.hidden.seed_for), so a correct answer must pass under *every* key, not only
 the fixed in-process one. This runs each piece's model solution (solutions/<lesson>) and
 every correct variant in tests/catalogue.py through the hidden verdict exactly as grading
-does (hidden cases from the key, the answers recorded through bncourse.answers.run_calls
+does (hidden cases from the key, the answers recorded through bncourse.answers.answer_calls
 with the trusted earlier steps, then autograder.hidden.verdict against the reference and
 torch), under many random keys, and prints per piece: keys tried, false fails, and the
 worst error/allowed ratio seen (target: no false fail, worst ratio <= 0.5).
@@ -31,7 +31,7 @@ from autograder import hidden  # noqa: E402
 from autograder.paths import SOURCE  # noqa: E402
 from autograder.submissions import grade_id, is_solution, is_test_cell, notebook_path, solution_sources  # noqa: E402
 from bncourse import pieces, timing, verdicts  # noqa: E402
-from bncourse.answers import Answer, Replay, run_calls  # noqa: E402
+from bncourse.answers import Answer, Replay, answer_calls  # noqa: E402
 from tests.catalogue import VARIANTS, compile_piece  # noqa: E402
 
 PIECES = list(hidden.PIECES)
@@ -86,7 +86,7 @@ def judged(piece, namespace, key):
     path grading takes (autograder.hidden.grade, with the key's cases), in this process."""
     cases = hidden.hidden_cases(piece, key)
     calls = hidden.calls_for(piece, cases)
-    arrays, meta = run_calls(piece, namespace[piece], calls, namespace)
+    arrays, meta = answer_calls(piece, namespace[piece], calls, namespace)
     replay = Replay(piece, calls, [Answer(entry, arrays, i) for i, entry in enumerate(meta)])
     with verdicts.margins() as ratios:
         passed, message = hidden.verdict(piece, replay, cases)

@@ -105,7 +105,7 @@ def torch_layers(weight, bias, gamma, beta, running_mean, running_var, eps=1e-5)
     return layer, bn
 
 
-def run_fold(fold):
+def adapt_fold(fold):
     """fold_batchnorm as a function of arrays: build the layer and its BatchNorm, fold them
     with `fold`, and return what the folded layer outputs for x."""
     def folded_outputs(x, weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
@@ -124,7 +124,7 @@ def run_fold(fold):
 
 
 
-def run_steps(layer_forward):
+def adapt_steps(layer_forward):
     """batchnorm_layer_forward as a pure function of a whole sequence of steps, so it can be
     recorded and compared like the other pieces: a fresh state (torch's initial values),
     then one call per step; returns (ys (S, N, D), running_means (S, D), running_vars (S, D),
@@ -168,7 +168,7 @@ def torch_mlp(params, batchnorm=False, activation="tanh"):
     return nn.Sequential(nn.Sequential(*layers[:-1]), layers[-1]).train()
 
 
-def run_recorder(record):
+def adapt_recorder(record):
     """record_layer_inputs as a function of arrays: what it returns for the MLP `params`
     describes (in train or eval mode), preceded by how many forward hooks it left behind."""
     def recorded(x, params, batchnorm=False, train=True):
@@ -186,7 +186,7 @@ def run_recorder(record):
     return recorded
 
 
-def run_gradient_norms(norms_fn):
+def adapt_gradient_norms(norms_fn):
     """gradient_norms as a function of arrays: its answer for the MLP `params` describes (in
     train or eval mode), whose .grad fields hold stale gradients (as after a training step), and
     the largest change it made to a parameter."""
@@ -274,7 +274,7 @@ def torch_module_class(piece):
     return {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d}[piece]
 
 
-def run_module(cls, exact=False, piece=None):
+def adapt_module(cls, exact=False, piece=None):
     """A BatchNorm module class as a function of arrays: build it with `config`, load the
     initial weight and bias, run the steps (train or eval, forward, backward with dout) and
     return what it gives at each step, its layout and errors, and two state_dict round trips
@@ -355,7 +355,7 @@ def run_module(cls, exact=False, piece=None):
     return module_steps
 
 
-def run_function(fn_cls, exact=False):
+def adapt_function(fn_cls, exact=False):
     """BatchNormFunction as a function of arrays: y = fn_cls.apply(x, weight, bias, eps), then
     y.backward(dout); returns (y, dx, dweight, dbias)."""
     def function_outputs(x, weight, bias, dout, eps=1e-5):

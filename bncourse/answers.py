@@ -18,7 +18,9 @@ import numpy as np
 
 from bncourse import judge, pieces, tripwire
 from bncourse.adapters import report_changes, take_changes
-from bncourse.cases import Case, Formula, changed_inputs, digest
+from bncourse.cases import Case, changed_inputs, digest
+from bncourse.cases import decode_input as _decode_arg
+from bncourse.cases import encode_input as _encode_arg
 from bncourse.verdicts import Raised
 
 FOLDER = ".grading"  # in the notebook's folder, while grading
@@ -61,26 +63,6 @@ class Calls(list):
     def __init__(self, calls=(), probes_from=None):
         super().__init__(calls)
         self.probes_from = len(self) if probes_from is None else probes_from
-
-
-def _encode_arg(a, arrays, key):
-    """An input as JSON, its arrays into `arrays`: an array, a number, a dict of those
-    (a cache), or a Formula (numerical_gradient's f)."""
-    if isinstance(a, dict):
-        return {"dict": {k: _encode_arg(v, arrays, f"{key}_{n}") for n, (k, v) in enumerate(a.items())}}
-    if isinstance(a, Formula):
-        return {"formula": a.kind, "params": _encode_arg(a.params, arrays, key)}
-    arrays[key] = np.asarray(a)
-    return {"array": key, "scalar": not isinstance(a, np.ndarray)}
-
-
-def _decode_arg(desc, arrays):
-    if "dict" in desc:
-        return {k: _decode_arg(v, arrays) for k, v in desc["dict"].items()}
-    if "formula" in desc:
-        return Formula(desc["formula"], **_decode_arg(desc["params"], arrays))
-    a = arrays[desc["array"]]
-    return a.item() if desc["scalar"] else a
 
 
 def save_calls(path, calls):
@@ -160,7 +142,7 @@ def _decode(desc, arrays):
 
 # ---------------------------------------------------------------- recording (in the sandbox)
 
-def run_calls(piece, fn, calls, namespace=None):
+def answer_calls(piece, fn, calls, namespace=None):
     """Run fn on every call; return the contents of an answers file: (arrays, meta)."""
     arrays, meta = {}, []
     fn = judge.pure(piece, fn)
@@ -176,7 +158,7 @@ def run_calls(piece, fn, calls, namespace=None):
             case = Case("", args, kwargs)
             args, before = case.fresh_args(), case.fresh_args()
             take_changes()
-            out, error = judge.run(fn, args, kwargs)
+            out, error = judge.outcome(fn, args, kwargs)
             entry = {"error": list(error)} if error else {"out": _encode(out, arrays, f"r{i}")}
             entry["changed"] = take_changes()  # in the models and tensors its adapter handed it
             entry["mutated"] = []
@@ -199,7 +181,7 @@ def record_answers(piece, fn, namespace=None):
             print(f"(the grader records {piece}'s answers here while grading)")
             return
         return grade(piece, fn, namespace)
-    arrays, meta = run_calls(piece, fn, load_calls(calls_file), namespace)
+    arrays, meta = answer_calls(piece, fn, load_calls(calls_file), namespace)
     _save(answers_path(".", piece), arrays, meta)
     print(f"{piece}: answers recorded; the grader judges them outside this notebook")
 

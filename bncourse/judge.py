@@ -82,7 +82,7 @@ def allowed_error(piece, case, exact, what="out", exact_all=None):
     return spec(piece).allowed(case, exact, what, exact_all)
 
 
-def run(fn, args, kwargs):
+def outcome(fn, args, kwargs):
     """Call fn; return (output, None), or (None, (kind, message)) when it raises."""
     from bncourse.tripwire import ForbiddenCall
     try:
@@ -105,7 +105,7 @@ def call(fn, case, may_change=()):
     args = case.fresh_args()
     before = case.fresh_args()
     take_changes()  # (left over from an earlier call that raised)
-    out, error = run(fn, args, case.kwargs)
+    out, error = outcome(fn, args, case.kwargs)
     changed = [words for kind, words in take_changes() if kind not in may_change]
     if error is not None:
         raise Failure(error[1], case, error[0])

@@ -147,7 +147,7 @@ def init_running_stats(num_features, dtype=np.float64):
 
 @_uses_torch_kernels
 def batchnorm_layer_forward(xs, training, gamma, beta, momentum=0.1, eps=1e-5):
-    """torch.nn.BatchNorm1d through the same steps (see bncourse.adapters.run_steps)."""
+    """torch.nn.BatchNorm1d through the same steps (see bncourse.adapters.adapt_steps)."""
     layer = _layer(xs.shape[2], momentum, eps)
     with torch.no_grad():
         layer.weight.copy_(_t(gamma))
@@ -195,9 +195,9 @@ def BatchNormFunction(x, weight, bias, dout, eps=1e-5):
 
 @_uses_torch_kernels
 def BatchNorm1d(*args, **kwargs):
-    return adapters.run_module(torch.nn.BatchNorm1d, exact=True, piece="BatchNorm1d")(*args, **kwargs)
+    return adapters.adapt_module(torch.nn.BatchNorm1d, exact=True, piece="BatchNorm1d")(*args, **kwargs)
 
 
 @_uses_torch_kernels
 def BatchNorm2d(*args, **kwargs):
-    return adapters.run_module(torch.nn.BatchNorm2d, exact=True, piece="BatchNorm2d")(*args, **kwargs)
+    return adapters.adapt_module(torch.nn.BatchNorm2d, exact=True, piece="BatchNorm2d")(*args, **kwargs)

@@ -130,7 +130,7 @@ def test_answers_survive_the_files_between_sandbox_and_grader(piece, tmp_path):
     rec.save_calls(rec.calls_path(tmp_path, piece), calls)
     loaded = rec.load_calls(rec.calls_path(tmp_path, piece))
     assert [rec.digest(*c) for c in loaded] == [rec.digest(*c) for c in calls]
-    arrays, meta = rec.run_calls(piece, ns[piece], loaded, ns)
+    arrays, meta = rec.answer_calls(piece, ns[piece], loaded, ns)
     rec._save(rec.answers_path(tmp_path, piece), arrays, meta)
     replay = rec.Replay(piece, calls, rec.load_answers(rec.answers_path(tmp_path, piece), len(calls)))
     assert hidden.verdict(piece, replay, cases)[0]
@@ -144,7 +144,7 @@ def test_a_backward_that_writes_into_the_cache_is_caught_through_the_files(tmp_p
     ns = answers({"batchnorm_backward": source})
     cases = hidden.hidden_cases("batchnorm_backward")
     calls = hidden.calls_for("batchnorm_backward", cases)
-    arrays, meta = rec.run_calls("batchnorm_backward", ns["batchnorm_backward"], calls, ns)
+    arrays, meta = rec.answer_calls("batchnorm_backward", ns["batchnorm_backward"], calls, ns)
     rec._save(rec.answers_path(tmp_path, "p"), arrays, meta)
     replay = rec.Replay("batchnorm_backward", calls, rec.load_answers(rec.answers_path(tmp_path, "p"), len(calls)))
     passed, message = hidden.verdict("batchnorm_backward", replay, cases)

@@ -1,7 +1,7 @@
 """Lesson 00: measuring what each layer receives while a network trains."""
 import numpy as np
 
-from bncourse.adapters import run_recorder
+from bncourse.adapters import adapt_recorder
 from bncourse.cases import Case, mlp_case
 from bncourse.pieces.spec import Spec
 from bncourse.rounding import f64, unit_of, x_hat_error
@@ -92,7 +92,7 @@ SPECS = [
     Spec("record_layer_inputs", LESSON, "record_layer_inputs(model, x)",
          "Lesson 00: the input of every nn.Linear, recorded by forward hooks that are removed again.",
          make_case=_recorder_case, allowed=_recorded_allowed, oracle=None,
-         oracle_name="torch forward hooks", verdict=_judge_recorded, adapter=run_recorder, bans=(),
+         oracle_name="torch forward hooks", verdict=_judge_recorded, adapter=adapt_recorder, bans=(),
          may_change=("buffers", "hooks"),  # a forward pass in train mode moves BatchNorm's running
          # statistics; hooks left behind are judged as its first answer
          covers="MLPs of 1 to 5 hidden layers inside nested blocks, with and without BatchNorm, the model in "

@@ -2,7 +2,7 @@
 import numpy as np
 
 from bncourse import oracle
-from bncourse.adapters import run_steps
+from bncourse.adapters import adapt_steps
 from bncourse.cases import Case, batch_stats, kw, params
 from bncourse.pieces.spec import Spec
 from bncourse.rounding import eps_of, f64, unit_of, x_hat_error
@@ -189,7 +189,7 @@ SPECS = [
          "Lesson 04: train and eval steps of a layer with running statistics, compared with "
          "torch.nn.BatchNorm1d step by step.",
          make_case=_steps_case, allowed=_steps_allowed, oracle=oracle.batchnorm_layer_forward,
-         outputs=("y", "running_mean", "running_var", "num_batches_tracked"), adapter=run_steps,
+         outputs=("y", "running_mean", "running_var", "num_batches_tracked"), adapter=adapt_steps,
          explain=_steps_explain,
          parts=("batch_mean", "batch_variance", "normalise", "scale_and_shift", "update_running_stats_torch",
                 "batchnorm_inference"),

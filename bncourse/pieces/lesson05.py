@@ -4,7 +4,7 @@ state_dict round trips and bad inputs."""
 import numpy as np
 
 from bncourse import oracle
-from bncourse.adapters import decode_text, is_text, run_function, run_module, torch_function
+from bncourse.adapters import adapt_function, adapt_module, decode_text, is_text, torch_function
 from bncourse.cases import Case, kw, make_batch, params
 from bncourse.pieces.lesson02 import forward_allowed
 from bncourse.pieces.lesson03 import backward_allowed, dx_terms, forward_cache, name_the_term
@@ -216,7 +216,7 @@ def _module_spec(piece, dims):
         _judge_module(piece, out, exact, case)
 
     def adapter(cls):
-        return run_module(cls, piece=piece)
+        return adapt_module(cls, piece=piece)
     return Spec(piece, LESSON, f"{piece}(num_features, eps=1e-05, momentum=0.1, affine=True, "
                 "track_running_stats=True, device=None, dtype=None, *, bias=True)",
                 f"Lesson 05: the module against torch.nn.{piece} over train/eval steps, configurations, "
@@ -243,7 +243,7 @@ def _native_function(x, weight, bias, dout, eps=1e-5):
 def _native_module(piece):
     def native(*args, **kwargs):
         import torch
-        return run_module(getattr(torch.nn, piece), piece=piece)(*args, **kwargs)
+        return adapt_module(getattr(torch.nn, piece), piece=piece)(*args, **kwargs)
     return native
 
 
@@ -251,7 +251,7 @@ SPECS = [
     Spec("BatchNormFunction", LESSON, "class BatchNormFunction(torch.autograd.Function)",
          "Lesson 05: the autograd.Function's output and gradients, compared with torch.autograd.",
          make_case=_function_case, allowed=_function_allowed, oracle=oracle.BatchNormFunction,
-         oracle_name="torch.autograd", outputs=FUNCTION_OUTPUTS, adapter=run_function, trusted=torch_function,
+         oracle_name="torch.autograd", outputs=FUNCTION_OUTPUTS, adapter=adapt_function, trusted=torch_function,
          explain=_function_explain,
          float32_offset=1e3,  # near 1e3 a two-pass float32 variance still keeps x_hat to ~1e-4, while a
          # one-pass E[x^2] - E[x]^2 loses everything below ~0.1 of the variance: told apart by far

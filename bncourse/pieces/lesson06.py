@@ -2,7 +2,7 @@
 noise of batch statistics."""
 import numpy as np
 
-from bncourse.adapters import run_gradient_norms
+from bncourse.adapters import adapt_gradient_norms
 from bncourse.cases import Case, mlp_case
 from bncourse.pieces.spec import Spec
 from bncourse.rounding import f64, unit_of
@@ -178,7 +178,7 @@ SPECS = [
     Spec("gradient_norms", LESSON, "gradient_norms(model, x, y)",
          "Lesson 06: the norm of each Linear weight's gradient, compared with torch.autograd.",
          make_case=_norms_case, allowed=_norms_allowed, oracle=None, oracle_name="torch.autograd",
-         outputs=NORMS, adapter=run_gradient_norms, bans=(), explain=_norms_explain,
+         outputs=NORMS, adapter=adapt_gradient_norms, bans=(), explain=_norms_explain,
          may_change=("buffers", "parameters"),  # a forward pass in train mode moves BatchNorm's running
          # statistics (.grad is not tracked); a parameter moved is judged as its second answer
          covers="MLPs of 1 to 5 hidden layers, with and without BatchNorm, the model in train and in eval "

@@ -3,7 +3,7 @@ into the layer before it for inference."""
 import numpy as np
 
 from bncourse import oracle
-from bncourse.adapters import run_fold, torch_layers
+from bncourse.adapters import adapt_fold, torch_layers
 from bncourse.cases import Case, kw, make_batch, params
 from bncourse.pieces.spec import Spec
 from bncourse.rounding import eps_of, f64, norm_roundoff, unit_of
@@ -129,7 +129,7 @@ SPECS = [
     Spec("fold_batchnorm", LESSON, "fold_batchnorm(layer, bn)",
          "Lesson 07: the folded layer's outputs against the layer followed by its BatchNorm.",
          make_case=_fold_case, allowed=_fold_allowed, oracle=oracle.fold_batchnorm,
-         oracle_name="torch's layer followed by its BatchNorm in eval mode", adapter=run_fold,
+         oracle_name="torch's layer followed by its BatchNorm in eval mode", adapter=adapt_fold,
          covers="Linear and Conv2d layers (kernel 1 and 3), with and without a bias; float32 and float64; "
                 "several eps", native=_native_unfolded),
 ]
