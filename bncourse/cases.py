@@ -197,3 +197,25 @@ def digest(args, kwargs):
         feed(a)
     h.update(json.dumps(sorted(kwargs.items())).encode())
     return h.hexdigest()
+
+
+def encode_input(a, arrays, key):
+    """An input as JSON, its arrays into `arrays` under keys starting with `key`: an array, a
+    number, a dict of those (a cache), or a Formula (numerical_gradient's f). What the grader
+    writes for the sandbox to answer and probes.npz holds are written this way."""
+    if isinstance(a, dict):
+        return {"dict": {k: encode_input(v, arrays, f"{key}_{n}") for n, (k, v) in enumerate(a.items())}}
+    if isinstance(a, Formula):
+        return {"formula": a.kind, "params": encode_input(a.params, arrays, key)}
+    arrays[key] = np.asarray(a)
+    return {"array": key, "scalar": not isinstance(a, np.ndarray)}
+
+
+def decode_input(desc, arrays):
+    """The input that encode_input described."""
+    if "dict" in desc:
+        return {k: decode_input(v, arrays) for k, v in desc["dict"].items()}
+    if "formula" in desc:
+        return Formula(desc["formula"], **decode_input(desc["params"], arrays))
+    a = arrays[desc["array"]]
+    return a.item() if desc["scalar"] else a

@@ -20,6 +20,7 @@ from importlib import resources
 import numpy as np
 
 from bncourse.adapters import decode_text, is_text
+from bncourse.cases import decode_input, encode_input
 
 PROBE_DATA = "probes.npz"  # in this package
 
@@ -80,14 +81,13 @@ def _share(desc, found, arrays):
 def pack(entries):
     """The bytes of a probe data file: entries {"piece/name": {"calls": [(args, kwargs)],
     "wrong": array, "exact": array}} ("wrong" and "exact" where the probe needs them). Inputs
-    are arrays, numbers, dicts of those or a cases.Formula (bncourse.answers writes them the
-    same way); the same bytes for the same entries."""
-    from bncourse import answers  # (imports the judge, and torch: only when the data is read or written)
+    are arrays, numbers, dicts of those or a cases.Formula (bncourse.cases.encode_input,
+    as the grader writes its calls); the same bytes for the same entries."""
     arrays, meta = {}, {}
     for key, entry in entries.items():
         found, calls = {}, []
         for i, (args, kwargs) in enumerate(entry["calls"]):
-            calls.append({"args": [answers._encode_arg(a, found, f"c{i}a{j}") for j, a in enumerate(args)],
+            calls.append({"args": [encode_input(a, found, f"c{i}a{j}") for j, a in enumerate(args)],
                           "kwargs": kwargs})
         for c in calls:
             for d in c["args"]:
@@ -112,13 +112,12 @@ def pack(entries):
 
 def unpack(blob):
     """The entries of a probe data file (see pack)."""
-    from bncourse import answers
     with np.load(io.BytesIO(blob), allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     meta = json.loads(arrays.pop("meta").tobytes().decode())
     entries = {}
     for key, m in meta.items():
-        entries[key] = {"calls": [(tuple(answers._decode_arg(d, arrays) for d in c["args"]), c["kwargs"])
+        entries[key] = {"calls": [(tuple(decode_input(d, arrays) for d in c["args"]), c["kwargs"])
                                   for c in m["calls"]]}
         for part in ("wrong", "exact"):
             if part in m:
