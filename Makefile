@@ -77,6 +77,14 @@ $(HUB_STAMP): $(STAMP)
 release: $(STAMP)
 	$(PY) -m autograder release
 
+# The course's public address (pyproject.toml's [tool.bncourse] public-url) into README's Binder and
+# Colab lines and every lesson's first code cell (tools/public_url.py), then course/ from solutions/.
+# tests/test_binder.py fails while any of them shows another address.
+.PHONY: public-url
+public-url: $(STAMP)
+	$(PY) tools/public_url.py --write
+	$(PY) -m autograder release
+
 # bncourse/stored_expected.npz: the visible checks' answers for the pieces torch has no layer for,
 # from the hidden reference (tests/test_stored_expected.py fails when it is not current)
 .PHONY: stored-expected

@@ -51,6 +51,8 @@ def test_every_lesson_follows_the_template():
         for heading in ("## Learn", "## Implement", "## Reflect", "**Time:**", "**Prerequisites:**"):
             assert heading in text, (lesson, heading)
         assert re.search(r"\bplots\.|\.plot_", text), f"{lesson} draws no figure"
+        first_code = next(c for c in cells if c.cell_type == "code")  # where bncourse is missing: says how to get it
+        assert submissions.grade_id(first_code) == "get_bncourse", f"{lesson}: run `make public-url`"
         ids = [submissions.grade_id(c) for c in cells]
         solutions = [submissions.grade_id(c) for c in cells if submissions.is_solution(c)]
         assert solutions
