@@ -1,0 +1,65 @@
+"""Every number the lessons state as a fact agrees with the code (tools/prose_numbers.py).
+
+Markers (`NUMBER<!--= EXPR -->`) are evaluated with `result(name)`, the experiments' return
+values (tests/experiment_runs.py, shared with tests/test_experiments.py, so no experiment runs
+twice). Lessons in CHECKED may state no measured-looking number without a marker, unless their
+code cells contain it literally (an input such as a learning rate)."""
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.experiment_runs import result
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+import prose_numbers  # noqa: E402
+
+LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+CHECKED = set()  # lessons whose every measured-looking number is marked or printed
+
+
+def markdown_and_code(lesson):
+    nb = nbformat.read(REPO / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    return ([c.source for c in nb.cells if c.cell_type == "markdown"],
+            "\n".join(c.source for c in nb.cells if c.cell_type == "code"))
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_marked_number_is_what_the_code_gives(lesson):
+    cells, _ = markdown_and_code(lesson)
+    wrong = [prose_numbers.check(c, {"result": result}) for text in cells for c in prose_numbers.claims(text)]
+    wrong = [str(c) for c in wrong if c.error]
+    assert not wrong, f"{lesson}: numbers in the text that the code does not give:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("lesson", sorted(CHECKED))
+def test_no_measured_number_is_unmarked(lesson):
+    cells, code = markdown_and_code(lesson)
+    found = [f"{n}: ...{around}..." for text in cells for n, around in prose_numbers.unmarked(text, code)]
+    assert not found, f"{lesson}: numbers stated without a marker or a cell printing them:\n" + "\n".join(found)
+
+
+def test_a_wrong_number_is_caught():
+    right = "BatchNorm shrinks it about 35<!--= 70 / 2 --> times; s = 0.25<!--= 0.5 / math.sqrt(4) -->."
+    assert [c.error for c in map(lambda c: prose_numbers.check(c, {}), prose_numbers.claims(right))] == [None, None]
+    wrong = right.replace("35<", "36<")
+    errors = [prose_numbers.check(c, {}).error for c in prose_numbers.claims(wrong)]
+    assert errors[0] and "the code gives 35" in errors[0] and errors[1] is None
+
+
+def test_tolerances_and_percentages():
+    def error(text, namespace=None):
+        return prose_numbers.check(prose_numbers.claims(text)[0], namespace or {}).error
+    assert error("0.2<!--= 0.2499 -->") is None and error("0.2<!--= 0.2501 -->")  # half a unit of 0.2
+    assert error("97.8 %<!--= 100 * acc ~ 0.5 -->", {"acc": 0.975}) is None
+    assert error("97.8 %<!--= 100 * acc ~ 0.5 -->", {"acc": 0.97})
+    assert error("within 5<!--= x ~ 20% --> %", {"x": 5.9}) is None and error("5<!--= x ~ 20% -->", {"x": 6.1})
+    assert "could not evaluate" in error("3<!--= undefined_name -->")
+
+
+def test_unmarked_numbers_are_found_outside_code_maths_and_inputs():
+    text = ("The loss fell to 0.31 after 40 steps, 12 % of the runs diverged and BN was 3 times faster; "
+            "marked 0.5<!--= 1/2 -->; `x = 0.7`; $s = 0.25$; torch 2.13; (Ioffe & Szegedy, 2015); lr 0.05.")
+    assert [n for n, _ in prose_numbers.unmarked(text, code="train(lr=0.05)")] == ["0.31", "12", "3"]
