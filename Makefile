@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+# my_course/ topped up, then JupyterLab with the learner's settings for this launch only
+# (bncourse/lab.py): no instructor tools. Plain `.venv/bin/jupyter lab` keeps the formgrader.
 lab: $(STAMP)
-	$(PY) -m bncourse.workspace
-	$(VENV)/bin/jupyter lab --notebook-dir=my_course $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(PY) -m bncourse.lab
 
 # Pre-flight check before a workshop (bncourse/doctor.py): Python, torch (CPU-only), the data, a
 # Jupyter kernel, one visible check, bubblewrap, disk. Installs nothing: says what to run instead.
@@ -60,7 +61,7 @@ sandbox:
 # deploy/hub/package.json; no global install), and the learners' environment .venv-learner
 # (same pins, only the bncourse package: deploy/hub/learner_env.py). Without npm the hub
 # test is skipped and says so.
-HUB_INPUTS := pyproject.toml deploy/hub/package.json deploy/hub/learner_env.py $(wildcard deploy/hub/learner/etc/jupyter/*/*) $(wildcard bncourse/*.py)
+HUB_INPUTS := pyproject.toml deploy/hub/package.json deploy/hub/learner_env.py $(wildcard bncourse/learner_jupyter/*/*) $(wildcard bncourse/*.py)
 HUB_STAMP  := .hub/.installed-$(shell cat $(HUB_INPUTS) | cksum | cut -d' ' -f1)
 
 hub: $(HUB_STAMP)

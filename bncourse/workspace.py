@@ -25,9 +25,13 @@ def sync(course=REPO / "course", work=REPO / "my_course"):
     return copied
 
 
-if __name__ == "__main__":
-    course, work = (Path(a) for a in (sys.argv[1:3] if len(sys.argv) > 2
-                                      else (REPO / "course", REPO / "my_course")))
+def main(course=REPO / "course", work=REPO / "my_course"):
+    """sync(), saying what it did."""
     new = sync(course, work)
     print(f"{work}: " + (f"added {len(new)} file(s): " + ", ".join(str(p.relative_to(work)) for p in new)
-                         if new else "up to date (your work is untouched)"))
+                         if new else "up to date (your work is untouched)"), flush=True)
+    return new
+
+
+if __name__ == "__main__":
+    main(*(Path(a) for a in sys.argv[1:3])) if len(sys.argv) > 2 else main()

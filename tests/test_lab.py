@@ -3,7 +3,10 @@
 Needs Debian's Chromium (/usr/bin/chromium, installed by `make test` where it can) and the
 playwright package (the `browser` extra); skipped, saying why, where either is missing.
 """
+import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -31,43 +34,52 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab serving a learner's my_course/ (lesson 01 answered, lesson 02 untouched)."""
-    work = tmp_path_factory.mktemp("my_course")
-    workspace.sync(work=work)
-    lesson = ANSWERED
-    submissions.write(submissions.filled_notebook(lesson), work / lesson / f"{lesson}.ipynb")
+def serve(argv, tmp_path_factory):
+    """Start JupyterLab (`argv` plus options for a free loopback port and TOKEN) with a clean
+    user-settings folder; return (server, its base URL)."""
     settings = tmp_path_factory.mktemp("lab-settings")  # a clean user-settings folder
     tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text('{"windowingMode": "none"}')  # every cell in the page, not just visible ones
-    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    news.parent.mkdir(parents=True)
-    news.write_text('{"fetchNews": "false"}')
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={work}",
-         "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-        + (["--allow-root"] if os.geteuid() == 0 else []),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        argv + ["--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}",
+                "--ServerApp.disable_check_xsrf=True",
+                "--LabApp.expose_app_in_browser=True"],  # window.jupyterapp: its commands
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         env=os.environ | {"JUPYTERLAB_SETTINGS_DIR": str(settings),
                           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("workspaces"))})
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
             urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=1)
-            break
+            return server, base
         except OSError:
             time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("JupyterLab did not start")
+    stop(server)
+    pytest.fail(f"JupyterLab did not start: {argv}")
+
+
+def stop(server):
+    server.terminate()  # bncourse.lab passes it on to JupyterLab and waits for it
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)  # its session: the launcher and JupyterLab
+        server.wait()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab as `make lab` starts it (bncourse.lab: the learner's settings) on a learner's
+    my_course/ (lesson 01 answered, lesson 02 untouched)."""
+    work = tmp_path_factory.mktemp("my_course")
+    workspace.sync(work=work)
+    lesson = ANSWERED
+    submissions.write(submissions.filled_notebook(lesson), work / lesson / f"{lesson}.ipynb")
+    server, base = serve([sys.executable, "-m", "bncourse.lab", f"--work={work}"], tmp_path_factory)
     yield base, work
-    server.terminate()
-    server.wait(timeout=30)
+    stop(server)
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +147,97 @@ def test_untouched_lesson_runs_and_says_what_to_do(lab, browser, tmp_path):
     assert "✗ normalise: normalise is not implemented yet" in text
     assert "CheckFailed: normalise: normalise is not implemented yet" in text
     assert "most recent call last" not in text
+
+
+# ------------------------------------------------- the learner's JupyterLab has no instructor tools
+
+# what nbgrader's instructor tools put on the screen (the Nbgrader menu, the formgrader, the
+# course list, the "Create Assignment" panel, and the assignment list, which needs an exchange
+# that a laptop has not), and JupyterLab's news pop-up
+INSTRUCTOR_TOOL = re.compile(r"nbgrader|formgrader|course list|create assignment|assignment list", re.I)
+NEWS = "Would you like to get notified about official Jupyter news?"
+
+
+def what_is_shown(browser, base, lesson, screenshot):
+    """Open a lesson in a fresh workspace; return what the page offers: the menu bar, every
+    menu's items, the command palette, the side bars' panels, nbgrader's commands, the
+    notifications, the notebook's toolbar. Leaves the page open (returned last)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/lab/workspaces/tools/tree/{lesson}/{lesson}.ipynb?reset&token={TOKEN}")
+    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=90_000)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")
+    shown = {"menu bar": page.locator(".lm-MenuBar-itemLabel").all_inner_texts(), "menus": []}
+    for i in range(len(shown["menu bar"])):
+        page.locator(".lm-MenuBar-item").nth(i).click()
+        page.wait_for_selector(".lm-Menu .lm-Menu-itemLabel:visible")
+        shown["menus"] += page.locator(".lm-Menu .lm-Menu-itemLabel:visible").all_inner_texts()
+        page.keyboard.press("Escape")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:activate-command-palette')")
+    page.wait_for_selector(".lm-CommandPalette-itemLabel:visible")
+    shown["palette"] = page.locator(".lm-CommandPalette-itemLabel:visible").all_inner_texts()
+    page.keyboard.press("Escape")
+    shown["side bars"] = page.evaluate("""() => [...document.querySelectorAll('.jp-SideBar .lm-TabBar-tab')]
+        .map(t => [t.dataset.id, t.title, t.getAttribute('aria-label'), t.innerText].join(' '))""")
+    shown["commands"] = page.evaluate(
+        "() => window.jupyterapp.commands.listCommands().filter(c => c.startsWith('nbgrader:'))")
+    shown["toolbar"] = page.locator(f"{PANEL} .jp-NotebookPanel-toolbar").inner_text()
+    shown["notifications"] = page.locator(".Toastify").all_inner_texts()
+    page.screenshot(path=str(screenshot))  # kept in pytest's tmp folder for a person to look at
+    return shown, page
+
+
+def instructor_tools(shown):
+    """Each place on the screen -> the instructor's tools and news it shows."""
+    found = {where: [x for x in (what if isinstance(what, list) else [what])
+                     if INSTRUCTOR_TOOL.search(x) or NEWS in x]
+             for where, what in shown.items() if where != "toolbar"}
+    return {where: x for where, x in found.items() if x}
+
+
+def grade_cells(notebook):
+    """The grade_ids of a notebook's graded test cells, in order."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    return [c["metadata"]["nbgrader"]["grade_id"] for c in cells
+            if c["metadata"].get("nbgrader", {}).get("grade")]
+
+
+def test_the_learner_sees_no_instructor_tools_and_validate_lists_every_failing_check(lab, browser, tmp_path):
+    base, work = lab
+    lesson = UNTOUCHED
+    shown, page = what_is_shown(browser, base, lesson, tmp_path / "learner.png")
+    assert shown["menus"] and shown["palette"] and shown["side bars"]  # the probes saw something
+    assert instructor_tools(shown) == {}
+    # Validate stays: it runs the saved notebook in a fresh kernel and lists every graded cell
+    # that fails (the visible checks: hidden tests are not in a learner's notebook), where Run
+    # All stops at the first
+    tests = grade_cells(work / lesson / f"{lesson}.ipynb")
+    assert len(tests) > 1
+    page.locator(f"{PANEL} .jp-NotebookPanel-toolbar").get_by_text("Validate", exact=True).click()
+    page.wait_for_selector(".jp-Dialog:has-text('Validation Results')", timeout=180_000)
+    report = page.locator(".jp-Dialog .jp-Dialog-body").inner_text()
+    page.screenshot(path=str(tmp_path / "validate.png"))
+    page.close()
+    assert report.count("The following cell failed") == len(tests), report
+    for test in tests:
+        piece = test.removeprefix("test_")
+        assert f"{piece}: {piece} is not implemented yet" in report, piece
+
+
+def test_without_the_learner_settings_the_instructor_has_the_tools(lab, browser, tmp_path_factory, tmp_path):
+    """The control: plain `jupyter lab` in the same environment, on the same folder, shows the
+    instructor's tools and the news question, so the learner test above can fail."""
+    _, work = lab
+    server, base = serve([sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={work}"]
+                         + (["--allow-root"] if os.geteuid() == 0 else []), tmp_path_factory)
+    try:
+        shown, page = what_is_shown(browser, base, UNTOUCHED, tmp_path / "instructor.png")
+        page.close()
+    finally:
+        stop(server)
+    found = instructor_tools(shown)
+    assert "Nbgrader" in shown["menu bar"]
+    assert {"Formgrader", "Course List", "Assignment List"} <= set(found["menus"]), found
+    assert any("Create Assignment" in tab for tab in found["side bars"]), found
+    assert {"nbgrader:open-formgrader", "nbgrader:open-create-assignment"} <= set(found["commands"])
+    assert any(NEWS in n for n in found["notifications"]), shown["notifications"]
+    assert "Validate" in shown["toolbar"]

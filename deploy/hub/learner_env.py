@@ -7,8 +7,9 @@ the course's exact pins (pyproject.toml: torch==2.13.0 first, then jupyterlab, n
 nbgrader, ... and the `hub` extra's jupyterhub) and only the learner package `bncourse`
 (copied in, with its data bncourse/datasets/): no `autograder`, no `solutions/`, no tests. nbgrader's
 instructor extensions are switched off in the environment's own Jupyter config
-(deploy/hub/learner/etc/jupyter, copied into <venv>/etc/jupyter): no formgrader, no course
-list, no "Create Assignment"; the assignment list (fetch / submit / feedback) stays.
+(bncourse/learner_jupyter/, the settings `make lab` uses too, copied into <venv>/etc/jupyter):
+no formgrader, no course list, no "Create Assignment", no news pop-up; the assignment list
+(fetch / submit / feedback) and Validate stay.
 
 It is built on a Python 3.11 that every Unix user can run (the system's /usr/bin/python3.11 by
 default; a Python under /root, as pyenv installs it, is not). The instructor's servers run it
@@ -30,7 +31,6 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 PACKAGE_DIR = "bncourse-learner"  # <venv>/bncourse-learner/bncourse (its data inside)
 # test-only and instructor-only pins the learner does not need
 NOT_FOR_LEARNERS = {"pytest"}
@@ -85,8 +85,8 @@ def build(prefix, base="/usr/bin/python3.11"):
     shutil.copytree(REPO / "bncourse", target / "bncourse", ignore=ignore)
     sp = site_packages(prefix)
     (sp / "bncourse-learner.pth").write_text(f"../../../{PACKAGE_DIR}\n")  # relative: relocatable
-    # the learner's Jupyter config: nbgrader's instructor extensions off
-    shutil.copytree(HERE / "learner" / "etc" / "jupyter", prefix / "etc" / "jupyter", dirs_exist_ok=True)
+    # the learner's Jupyter config (shared with `make lab`): nbgrader's instructor extensions off
+    shutil.copytree(REPO / "bncourse" / "learner_jupyter", prefix / "etc" / "jupyter", dirs_exist_ok=True)
     check(prefix)
     return prefix
 
