@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import exports
+from autograder import exports, sheets
 from autograder.reports import load_report
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
@@ -53,6 +53,7 @@ def release(lessons=None, out=RELEASE, source=SOURCE):
         api = _api(make_config(root=tmp, source=source, release=out))
         for lesson in lessons:
             _generate(api, lesson)
+    sheets.write(out)  # the one-page sheet and the notation table the lessons link to
     return lessons
 
 

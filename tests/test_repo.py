@@ -90,7 +90,8 @@ def test_ci_runs_the_readme_test_command():
 def test_workspace_copies_once_and_never_overwrites(tmp_path):
     work = tmp_path / "my_course"
     first = workspace.sync(REPO / "course", work)
-    assert len(first) == len(LESSONS)
+    assert sorted(p.name for p in first) == sorted([f"{lesson}.ipynb" for lesson in LESSONS] + [
+        f"{sheet}.{kind}" for sheet in ("batchnorm_on_one_page", "notation") for kind in ("md", "html")])
     mine = work / LESSONS[0] / f"{LESSONS[0]}.ipynb"
     mine.write_text("my answers")
     assert workspace.sync(REPO / "course", work) == []

@@ -1,7 +1,6 @@
 """Every statement of the one-page sheet (docs/batchnorm_on_one_page.md) holds in torch 2.13,
-in float64 to ~1e-12, and the sheets render as printable HTML (tools/sheet.py)."""
+in float64 to ~1e-12, and the sheets render as printable HTML (autograder/sheets.py)."""
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder import sheets
+
 REPO = Path(__file__).resolve().parent.parent
 SHEET = " ".join((REPO / "docs" / "batchnorm_on_one_page.md").read_text(encoding="utf-8").split())  # one line
-sys.path.insert(0, str(REPO / "tools"))
-import sheet  # noqa: E402
 
 TOL = 1e-12
 
@@ -138,7 +137,7 @@ def test_a_batch_of_one_is_refused_only_when_a_channel_has_a_single_value():
 
 
 def test_the_sheets_render_as_printable_html(tmp_path):
-    written = sheet.write(tmp_path)
+    written = sheets.write(tmp_path)
     assert sorted(p.name for p in written) == ["batchnorm_on_one_page.html", "batchnorm_on_one_page.md",
                                                "notation.html", "notation.md"]
     page = (tmp_path / "batchnorm_on_one_page.html").read_text(encoding="utf-8")

@@ -1,6 +1,8 @@
-"""The course's one-page reference sheets (docs/*.md) as printable, self-contained HTML.
+"""The course's one-page reference sheets (docs/*.md), shipped in course/ as Markdown and as
+printable, self-contained HTML: `python -m autograder release` writes them next to the lessons,
+which link to them as ../notation.md and ../batchnorm_on_one_page.md.
 
-    python tools/sheet.py DEST     # writes DEST/batchnorm_on_one_page.html and DEST/notation.html
+    python -m autograder.sheets DEST     # DEST/{batchnorm_on_one_page,notation}.{md,html}
 
 The formulas are plain Unicode, so the pages need no MathJax and print the same offline.
 """
@@ -46,6 +48,6 @@ def write(dest, docs=DOCS):
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python tools/sheet.py DEST")
+        sys.exit("usage: python -m autograder.sheets DEST")
     for path in write(sys.argv[1]):
         print(path)
