@@ -78,6 +78,14 @@ $(HUB_STAMP): $(STAMP)
 release: $(STAMP)
 	$(PY) -m autograder release
 
+# The student edition (tools/student_edition.py): what learners get and nothing of the grader's
+# (course/, bncourse/ without its grading modules, data, a learner README, Makefile and pyproject,
+# the licence), written to DEST outside this repository, to push as its own repository
+.PHONY: student-edition
+student-edition: $(STAMP)
+	@test -n "$(DEST)" || { echo "usage: make student-edition DEST=/a/folder/outside/this/repository"; exit 1; }
+	$(PY) tools/student_edition.py $(DEST)
+
 # The course's public address (pyproject.toml's [tool.bncourse] public-url) into README's Binder and
 # Colab lines and every lesson's first code cell (tools/public_url.py), then course/ from solutions/.
 # tests/test_binder.py fails while any of them shows another address.
