@@ -94,9 +94,13 @@ def main(argv=None):
         server = subprocess.Popen(command(args.work, options), env=environment(config))
         # Ctrl-C reaches JupyterLab itself (it asks whether to stop); a kill is passed on, so
         # the configuration folder is only removed once JupyterLab has stopped
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, lambda *_: server.terminate())
-        return server.wait()
+        before = (signal.signal(signal.SIGINT, signal.SIG_IGN),
+                  signal.signal(signal.SIGTERM, lambda *_: server.terminate()))
+        try:
+            return server.wait()
+        finally:
+            signal.signal(signal.SIGINT, before[0])
+            signal.signal(signal.SIGTERM, before[1])
 
 
 if __name__ == "__main__":

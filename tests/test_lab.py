@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -186,6 +187,17 @@ def what_is_shown(browser, base, lesson, screenshot):
     return shown, page
 
 
+def status(base, path):
+    """The HTTP status of GET path (the server extensions' pages)."""
+    try:
+        return urllib.request.urlopen(f"{base}{path}?token={TOKEN}", timeout=30).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+SERVER_TOOLS = ("/formgrader", "/courses", "/assignments")  # nbgrader's server extensions' pages
+
+
 def instructor_tools(shown):
     """Each place on the screen -> the instructor's tools and news it shows."""
     found = {where: [x for x in (what if isinstance(what, list) else [what])
@@ -207,6 +219,7 @@ def test_the_learner_sees_no_instructor_tools_and_validate_lists_every_failing_c
     shown, page = what_is_shown(browser, base, lesson, tmp_path / "learner.png")
     assert shown["menus"] and shown["palette"] and shown["side bars"]  # the probes saw something
     assert instructor_tools(shown) == {}
+    assert {path: status(base, path) for path in SERVER_TOOLS} == dict.fromkeys(SERVER_TOOLS, 404)
     # Validate stays: it runs the saved notebook in a fresh kernel and lists every graded cell
     # that fails (the visible checks: hidden tests are not in a learner's notebook), where Run
     # All stops at the first
@@ -232,6 +245,7 @@ def test_without_the_learner_settings_the_instructor_has_the_tools(lab, browser,
     try:
         shown, page = what_is_shown(browser, base, UNTOUCHED, tmp_path / "instructor.png")
         page.close()
+        statuses = {path: status(base, path) for path in SERVER_TOOLS}
     finally:
         stop(server)
     found = instructor_tools(shown)
@@ -241,3 +255,4 @@ def test_without_the_learner_settings_the_instructor_has_the_tools(lab, browser,
     assert {"nbgrader:open-formgrader", "nbgrader:open-create-assignment"} <= set(found["commands"])
     assert any(NEWS in n for n in found["notifications"]), shown["notifications"]
     assert "Validate" in shown["toolbar"]
+    assert 404 not in statuses.values(), statuses  # served (/assignments wants a course_id)
