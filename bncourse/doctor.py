@@ -10,7 +10,8 @@ few seconds (the goal is under 15 s; `benchmarks/` measures it, not a test).
 Checked: the Python version (3.11-3.13), torch importable, version 2.13.0 and a CPU-only build
 (no CUDA packages), the course's data file, a Jupyter kernel starting and running `1+1`, one
 visible check passing on a correct answer, whether bubblewrap is there (only instructors need
-it), and the free disk space. The kernel starts first and boots while the other checks run.
+it: shown where the grader is installed), and the free disk space. The kernel starts first and
+boots while the other checks run.
 """
 import argparse
 import os
@@ -176,6 +177,13 @@ def check_bubblewrap(platform=None, which=shutil.which):
                         "`sudo apt-get install bubblewrap`; `make grade-demo` then says whether grading is sandboxed)")
 
 
+def grading_installed():
+    """Whether a grading package plugs into the course here (the instructor's edition): only then
+    is bubblewrap worth a line. The student edition and the hub's learners have none."""
+    from importlib.metadata import entry_points
+    return bool(entry_points(group="bncourse.graders"))
+
+
 def check_disk(path=None, minimum=MIN_FREE):
     path = Path(path or Path.cwd())
     free = shutil.disk_usage(path).free
@@ -223,7 +231,8 @@ def main(argv=None, out=None):
         except Exception as error:
             report(Line("fail", f"{check.__name__}: {type(error).__name__}: {error}", f"`{REINSTALL}`"))
     report(check_kernel(kernel, args.kernel))
-    report(check_bubblewrap())
+    if grading_installed():
+        report(check_bubblewrap())
     report(check_disk())
     failed = [line for line in lines if line.status == "fail"]
     elapsed = time.perf_counter() - start

@@ -369,3 +369,21 @@ def test_make_check_reports_untouched_filled_and_wrong_lessons(edition, installe
     assert f"{len(todo) - 1} passed, 1 failed, 0 not implemented yet" in out.stdout
     assert all(c.get("outputs", []) == [] for c in nbformat.read(work / first / f"{first}.ipynb", as_version=4).cells
                if c.cell_type == "code")  # the learner's notebook is read, not written
+
+
+def test_the_doctor_speaks_of_bubblewrap_only_where_the_grader_is(monkeypatch):
+    """`make doctor` in the edition: bubblewrap (and `make grade-demo`) is the instructor's business."""
+    import importlib.metadata
+    import io
+
+    from bncourse import doctor
+    assert doctor.grading_installed()  # this repository's package registers the grader
+    shown = {}
+    for grader in (True, False):
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda group, g=grader: ["grader"] if g else [])
+        monkeypatch.setattr(doctor, "start_kernel", lambda name: None)
+        monkeypatch.setattr(doctor, "check_kernel", lambda kernel, name: doctor.Line("ok", "kernel (not started)"))
+        out = io.StringIO()
+        doctor.main([], out=out)
+        shown[grader] = "bubblewrap" in out.getvalue()
+    assert shown == {True: True, False: False}
