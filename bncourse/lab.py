@@ -81,7 +81,9 @@ def command(work, options=()):
     return [sys.executable, "-m", "jupyterlab", f"--notebook-dir={work}", *root, *options]
 
 
-def main(argv=None):
+def main(*, argv=None):
+    # keyword-only: nothing starts a server by being handed a lesson's inputs (the package
+    # scan of tests/test_no_answers.py calls every function that accepts them)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--course", type=Path, default=workspace.REPO / "course")
     parser.add_argument("--work", type=Path, default=workspace.REPO / "my_course")
@@ -104,4 +106,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(argv=sys.argv[1:]))

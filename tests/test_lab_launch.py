@@ -36,7 +36,7 @@ def launch(monkeypatch, capfd, tmp_path):
     """bncourse.lab.main with the probe in JupyterLab's place: (what it saw, return code)."""
     monkeypatch.setattr(lab, "command", lambda work, options: [sys.executable, "-c", PROBE, str(work), *options])
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
-    code = lab.main([f"--work={tmp_path / 'my_course'}", "--port=1234"])
+    code = lab.main(argv=[f"--work={tmp_path / 'my_course'}", "--port=1234"])
     out = capfd.readouterr().out
     return json.loads(out.strip().splitlines()[-1]), code, out
 
