@@ -300,7 +300,8 @@ def test_binder_provides_every_package_the_course_package_imports():
 def test_postbuild_is_executable_and_installs_the_course_package(tmp_path):
     """binder/postBuild run as repo2docker runs it (from the repository's root, KERNEL_PYTHON_PREFIX
     set) on a copy of the repository, into a throwaway venv with pip: bncourse lands there with its
-    data, and none of pyproject.toml's dependencies come with it."""
+    data, and none of pyproject.toml's dependencies come with it; the learner's JupyterLab settings
+    (no news pop-up) land in the notebook server's environment (NB_PYTHON_PREFIX)."""
     script = REPO / "binder" / "postBuild"
     assert os.access(script, os.X_OK) and script.read_text().startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in script.read_text()
@@ -318,7 +319,8 @@ def test_postbuild_is_executable_and_installs_the_course_package(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env())
     # this machine's pip configuration stays on (its local wheel folders hold setuptools for the build)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    out = subprocess.run(["binder/postBuild"], cwd=src, env={**env, "KERNEL_PYTHON_PREFIX": str(venv)},
+    out = subprocess.run(["binder/postBuild"], cwd=src, env={**env, "KERNEL_PYTHON_PREFIX": str(venv),
+                                                             "NB_PYTHON_PREFIX": str(venv)},
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     code = ("import importlib.util, importlib.metadata as m; print(importlib.util.find_spec('bncourse').origin); "
@@ -329,3 +331,5 @@ def test_postbuild_is_executable_and_installs_the_course_package(tmp_path):
     assert (Path(where).parent / "datasets" / "digits.npz").is_file()
     names = set(json.loads(names))
     assert "bncourse" in names and not {"torch", "numpy", "nbgrader", "jupyterlab"} & names, names
+    page_config = json.loads((venv / "etc" / "jupyter" / "labconfig" / "page_config.json").read_text())
+    assert page_config["disabledExtensions"].get("@jupyterlab/apputils-extension:announcements") is True
