@@ -1,4 +1,4 @@
-"""`make doctor` (bncourse/doctor.py): the pre-flight check's lines and exit status (issue 14, item 6).
+"""`make doctor` (bncourse/doctor.py): the pre-flight check's lines and exit status.
 Its speed (goal: under 15 s on a prepared laptop) is measured, not asserted: it prints its time."""
 import io
 import os

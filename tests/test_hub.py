@@ -1,4 +1,4 @@
-"""A real class on a real JupyterHub: nbgrader's exchange, end to end (issue 12).
+"""A real class on a real JupyterHub: nbgrader's exchange, end to end.
 
 The test starts JupyterHub (deploy/hub/jupyterhub_config.py) on loopback with
 configurable-http-proxy from .hub/ (`make hub`), DummyAuthenticator, LocalProcessSpawner and

@@ -1,5 +1,5 @@
 """A plain, non-editable install of the course package runs the lessons' data code from any
-working directory (issue 14, item 2): the digits ship inside the package.
+working directory: the digits ship inside the package.
 
 The package is built into a wheel from the repository's files (what a clone holds) and
 installed with `--no-index --no-deps`, pip's configuration and PIP_* variables off, into a fresh

@@ -1,4 +1,4 @@
-"""The course may be reused: code under MIT, lesson text and data under CC BY 4.0 (issue 14, item 7)."""
+"""The course may be reused: code under MIT, lesson text and data under CC BY 4.0."""
 import tomllib
 
 from autograder.settings import REPO

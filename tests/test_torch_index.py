@@ -1,4 +1,4 @@
-"""tools/torch_index.py: which index `make install` takes torch from (issue 14, item 1).
+"""tools/torch_index.py: which index `make install` takes torch from.
 
 Loopback only: an index that answers (a PEP 503 page served here), a port that accepts and
 never answers, a port that refuses; and pip resolving the course's pin `torch==2.13.0` to the
