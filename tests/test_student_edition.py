@@ -120,8 +120,9 @@ def leaks(dest):
     dest = Path(dest)
     found = [f"{top}/" for top in ("autograder", "solutions") if (dest / top).exists()]
     found += [f"bncourse/{m}" for m in GRADING_MODULES if (dest / "bncourse" / m).exists()]
+    suffixes = (".py", ".ipynb", ".md", ".html", ".toml", ".txt", "")
     texts = {p.relative_to(dest).as_posix(): p.read_text(errors="replace")
-             for p in dest.rglob("*") if p.is_file() and p.suffix in (".py", ".ipynb", ".md", ".toml", ".txt", "")}
+             for p in dest.rglob("*") if p.is_file() and p.suffix in suffixes}
     found += [f"{name}: {m}" for name, text in texts.items() for m in MARKERS if m in text]
     found += [f"{name}: record_answers" for name, text in texts.items() if "record_answers" in text]
     hidden = hidden_test_lines()
@@ -187,6 +188,20 @@ def test_its_pyproject_has_the_learner_package_only(edition):
     assert "nbgrader" not in names and "pytest" not in names and "torch" in names
     assert set(theirs["project"]["dependencies"]) <= set(ours["project"]["dependencies"])
     assert "autograder" not in (edition / "Makefile").read_text()
+
+
+def test_its_readme_reads_the_public_url_and_names_the_commands(edition):
+    """The clone line comes from the one config value (tools/public_url.py reads it)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("public_url", REPO / "tools" / "public_url.py")
+    public_url = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(public_url)
+    readme = (edition / "README.md").read_text()
+    assert f"git clone {public_url.public_url(REPO)}\n" in readme
+    assert all(f"`make {target}`" in readme for target in ("lab", "check", "doctor"))
+    assert "LICENSE" in readme and "CC BY 4.0" in readme
+    targets = set(re.findall(r"^([a-z-]+):", (edition / "Makefile").read_text(), re.M))
+    assert {"install", "lab", "check", "doctor", "clean-venv"} <= targets and "grade-me" not in targets
 
 
 @pytest.mark.parametrize("plant", ["solution", "hidden", "reference", "grader", "import"])
@@ -279,7 +294,7 @@ def test_every_lesson_runs_to_its_first_unimplemented_piece(edition, installed):
     everything before its first graded cell runs, that cell says "not implemented yet"."""
     python, venv, elsewhere = installed
     lessons = sorted((edition / "course").glob("*/*.ipynb"))
-    assert len(lessons) == len(list((REPO / "course").glob("*/*.ipynb"))) >= 8
+    assert len(lessons) >= 8
     runner = f"""
 import asyncio, json, nbformat
 from nbclient import NotebookClient
@@ -348,7 +363,7 @@ def checks_of(lesson):
 
 
 def test_make_check_reports_untouched_filled_and_wrong_lessons(edition, installed):
-    """Two untouched lessons, then the same two filled in from solutions/, one piece wrong."""
+    """Two untouched lessons; then the first filled in from solutions/; then one piece wrong."""
     first, second = "01_batch_statistics", "02_normalise_and_scale"
     out = make_check(edition, "01", "02")  # creates my_course/
     assert out.returncode == 0, out.stdout + out.stderr
@@ -357,18 +372,23 @@ def test_make_check_reports_untouched_filled_and_wrong_lessons(edition, installe
         assert f"· {piece}: not implemented yet" in out.stdout, out.stdout
     assert f"Summary: 0 passed, 0 failed, {len(todo)} not implemented yet" in out.stdout
 
-    work = edition / "my_course"
-    solution_filled(work / first / f"{first}.ipynb")
-    wrong = "def normalise(x, mean, var, eps=1e-5):\n    return (x - mean) / (np.sqrt(var) + eps)\n"
-    solution_filled(work / second / f"{second}.ipynb", wrong={"normalise": wrong})
-    out = make_check(edition, "01", "02")
-    assert out.returncode != 0, out.stdout + out.stderr
-    assert f"{first}: {len(checks_of(first))} of {len(checks_of(first))} passed" in out.stdout, out.stdout
-    assert all(f"✓ {piece}" in out.stdout for piece in todo if piece != "normalise"), out.stdout
-    assert "✗ normalise: Likely mistake" in out.stdout, out.stdout
-    assert f"{len(todo) - 1} passed, 1 failed, 0 not implemented yet" in out.stdout
-    assert all(c.get("outputs", []) == [] for c in nbformat.read(work / first / f"{first}.ipynb", as_version=4).cells
+    notebook = edition / "my_course" / first / f"{first}.ipynb"
+    solution_filled(notebook)
+    out = make_check(edition, "01")
+    assert out.returncode == 0, out.stdout + out.stderr
+    pieces = checks_of(first)
+    assert f"{first}: {len(pieces)} of {len(pieces)} passed" in out.stdout, out.stdout
+    assert all(f"✓ {piece}" in out.stdout for piece in pieces), out.stdout
+    assert f"Summary: {len(pieces)} passed, 0 failed, 0 not implemented yet" in out.stdout
+    assert all(c.get("outputs", []) == [] for c in nbformat.read(notebook, as_version=4).cells
                if c.cell_type == "code")  # the learner's notebook is read, not written
+
+    wrong = "def batch_variance(x):\n    return x.var(axis=0, ddof=1)\n"
+    solution_filled(notebook, wrong={"batch_variance": wrong})
+    out = make_check(edition, "01")
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "✓ batch_mean" in out.stdout and "✗ batch_variance: Likely mistake: you divided by N-1" in out.stdout
+    assert f"Summary: {len(pieces) - 1} passed, 1 failed, 0 not implemented yet" in out.stdout
 
 
 def test_the_doctor_speaks_of_bubblewrap_only_where_the_grader_is(monkeypatch):

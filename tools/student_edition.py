@@ -58,7 +58,7 @@ NOT_FOR_LEARNERS = {
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
            "BEGIN MARK SCHEME", "END MARK SCHEME",
            "record_answers")  # what every hidden test cell calls
-TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".toml", ".txt", ".json", ".yml", ".yaml", ".cfg", ""}
+TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".html", ".toml", ".txt", ".json", ".yml", ".yaml", ".cfg", ""}
 
 
 class EditionError(Exception):
@@ -242,6 +242,17 @@ my_course/
 """
 
 
+def lesson_titles(root=REPO):
+    """[(notebook, its title)]: each lesson's first Markdown heading."""
+    found = []
+    for path in sorted((Path(root) / "course").glob("*/*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        text = next(("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"), "")
+        title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), path.stem)
+        found.append((path, title))
+    return found
+
+
 def readme(root=REPO):
     url = course_url(root)
     if url:
@@ -252,8 +263,11 @@ def readme(root=REPO):
     binder = binder_link(url, root)
     binder_line = (f"\n**No install**: [open the lessons on Binder]({binder}) (a temporary session: download "
                    "your notebooks before you leave).\n" if binder else "")
-    lessons = sorted(p.name for p in (Path(root) / "course").iterdir() if p.is_dir())
-    listed = "\n".join(f"- `course/{lesson}/`" for lesson in lessons)
+    listed = "\n".join(f"- `course/{path.parent.name}/`: {title}" for path, title in lesson_titles(root))
+    sheets = sorted(p.name for p in (Path(root) / "course").glob("*.md"))
+    if sheets:
+        listed += ("\n\nBeside them in `course/` (and `my_course/`): " + ", ".join(f"`{s}`" for s in sheets)
+                   + " (printable as HTML too).")
     return f"""\
 # BatchNorm from scratch
 
