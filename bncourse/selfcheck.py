@@ -99,7 +99,7 @@ def run_lesson(path, timeout, kernel):
     return verdicts, problems
 
 
-def main(argv=None, out=None):
+def main(*, argv=None, out=None):
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="python -m bncourse.selfcheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("work", nargs="?", default="my_course", help="the folder of your lessons (my_course)")
