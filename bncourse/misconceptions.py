@@ -321,7 +321,7 @@ CATALOGUE.update({
     ],
     "update_running_stats": [
         Misconception("flipped", "you weighed the new batch by momentum: in this convention "
-                      "(the seed's, and Keras') momentum weighs the OLD running value, "
+                      "(this course's first, and Keras') momentum weighs the OLD running value, "
                       "r = momentum * r + (1 - momentum) * batch", like()),
         Misconception("batch_only", "you returned the batch statistics: the running averages must "
                       "keep momentum * the old value", like()),
@@ -338,7 +338,7 @@ CATALOGUE.update({
                       "y = gamma * x_hat + beta as training", like()),
     ],
     "update_running_stats_torch": [
-        Misconception("flipped", "you used the seed's convention (momentum weighs the old value); in "
+        Misconception("flipped", "you used this course's first convention (momentum weighs the old value); in "
                       "PyTorch's, momentum is the weight of the NEW batch: r = (1 - momentum) * r + "
                       "momentum * batch", like()),
         Misconception("biased", "your running variance takes the biased batch variance; PyTorch "

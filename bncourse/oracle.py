@@ -114,7 +114,7 @@ def _buffers(layer):
 
 @_uses_torch_kernels
 def update_running_stats(running_mean, running_var, batch_mean, batch_var, momentum=0.9):
-    """The seed's momentum m is torch's 1 - m. A batch of two examples, mean -+ sqrt(var / 2),
+    """This course's first convention's momentum m is torch's 1 - m. A batch of two examples, mean -+ sqrt(var / 2),
     has exactly this mean and *unbiased* variance, which is what torch's running_var takes in."""
     spread = np.sqrt(np.asarray(batch_var, np.float64) / 2)
     batch = np.stack([batch_mean - spread, batch_mean + spread])

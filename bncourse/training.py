@@ -70,7 +70,7 @@ def running_average_demo(momenta=(0.5, 0.1, 0.01), steps=300, seed=0):
     for k, m in enumerate(momenta):
         colour = (BLUE, ORANGE, RED, COLOURS[4])[k % 4]
         ax.plot(running_average(means, m), color=colour, linewidth=2,
-                label=f"torch momentum {m:g} (seed {1 - m:g}): remembers ~{1 / m:.0f} batches")
+                label=f"torch momentum {m:g} (ρ = {1 - m:g}): remembers ~{1 / m:.0f} batches")
     ax.set(title="A running mean following a drifting batch mean", xlabel="training step (batch)",
            ylabel="mean of the feature", ylim=(-0.2, 5.2))
     ax.legend(fontsize=8, loc="upper left")
