@@ -1,4 +1,4 @@
-"""Lesson 06's models, experiments and figures: each claim of the course notes about why
+"""Lesson 06's models, experiments and figures: each of the course's claims about why
 BatchNorm works, measured on the digits with and without BatchNorm.
 
     r = why_it_works.lr_study(largest_stable_lr)          # the largest learning rate that trains
@@ -13,7 +13,7 @@ Every study takes ``seed`` and returns a frozen dataclass of plain Python number
 nested tuples; a diverged run's loss is stored as ``inf``, never NaN, so that two results compare
 with ``==``). A study that averages over several seeds uses ``seeds=(seed, seed + 1, ...)``
 unless you pass ``seeds=`` yourself. ``check_<study>(result)`` returns ``(ok, message)``: ``ok``
-says whether the effect points the way the course notes claim, and the message gives the
+says whether the effect points the way the claim says, and the message gives the
 numbers, including where the claim holds only partly. Everything runs on the CPU, on one thread
 (restored afterwards), with fixed seeds and the digits shipped in ``bncourse/datasets/``: two runs on the
 same machine give bitwise identical results.
@@ -148,14 +148,14 @@ def lr_study(largest_stable_lr, seed=0, seeds=None, lrs=LR_GRID, depth=6, epochs
 
 def check_lr_study(result):
     """ok when, for every seed, the largest rate that trains is larger with BatchNorm; the
-    message gives the ratio for each seed, against the 5-10x of the course notes."""
+    message gives the ratio for each seed, against the claimed 5-10x."""
     plain, bn = result.largest
     ratios = [b / p if p > 0 else math.inf for p, b in zip(plain, bn)]
     ok = all(r > 1 for r in ratios)
     median = float(np.median(ratios))
     verdict = ("inside" if 5 <= median <= 10 else "below" if median < 5 else "above")
     head = (f"with BatchNorm the largest learning rate that trains is larger for every seed: "
-            f"{median:g}x (median), {verdict} the 5-10x the notes claim" if ok else
+            f"{median:g}x (median), {verdict} the claimed 5-10x" if ok else
             "BatchNorm does NOT allow a larger learning rate for every seed")
     lines = [f"seed {s}: without BN {p:g}, with BN {b:g}  ({r:g}x)"
              for s, p, b, r in zip(result.seeds, plain, bn, ratios)]
@@ -257,7 +257,7 @@ def plot_init_study(result):
     ax.set_xticks(result.scales, [f"{s:g}" for s in result.scales])
     ax.minorticks_off()
     ax.set(ylim=(0, 1.02), title="6 hidden layers, the same learning rate for all",
-           xlabel="initial weight scale (1 = He initialisation)",
+           xlabel="initial weight scale c (1 = He initialisation)",
            ylabel="validation accuracy")
     ax.legend(fontsize=8, loc="lower center")
     return fig
