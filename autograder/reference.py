@@ -42,6 +42,49 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     return y, cache
 
 
+# lesson 03: each node's backward, given the gradient at its output (dL/d out) and the values its
+# forward pass read; a (D,) value used on every row collects the sum over the rows
+
+def scale_shift_backward(dy, x_hat, gamma):
+    """y = gamma * x_hat + beta -> (dx_hat (N, D), dgamma (D,), dbeta (D,))."""
+    dy = _f64(dy)
+    return dy * _f64(gamma), (dy * _f64(x_hat)).sum(axis=0), dy.sum(axis=0)
+
+
+def product_backward(dx_hat, xc, r):
+    """x_hat = xc * r -> (dxc (N, D), dr (D,))."""
+    dx_hat = _f64(dx_hat)
+    return dx_hat * _f64(r), (dx_hat * _f64(xc)).sum(axis=0)
+
+
+def reciprocal_backward(dr, s):
+    """r = 1 / s -> ds (D,)."""
+    return -_f64(dr) / _f64(s) ** 2
+
+
+def sqrt_backward(ds, var, eps):
+    """s = sqrt(var + eps) -> dvar (D,)."""
+    return _f64(ds) / (2 * np.sqrt(_f64(var) + eps))
+
+
+def variance_backward(dvar, xc):
+    """var = mean(xc ** 2) over the batch -> dxc (N, D)."""
+    xc = _f64(xc)
+    return 2 * xc * _f64(dvar) / xc.shape[0]
+
+
+def centre_backward(dxc):
+    """xc = x - mean -> (dx (N, D), dmean (D,))."""
+    dxc = _f64(dxc)
+    return dxc.copy(), -dxc.sum(axis=0)
+
+
+def mean_backward(dmean, x):
+    """mean = x.mean(axis=0) -> dx (N, D)."""
+    n = np.shape(x)[0]
+    return np.broadcast_to(_f64(dmean) / n, np.shape(x)).copy()
+
+
 def batchnorm_backward(dout, cache):
     """(N, D) dout and a forward cache -> (dx (N, D), dgamma (D,), dbeta (D,)), closed form."""
     dout, x_hat, gamma = _f64(dout), _f64(cache["x_hat"]), _f64(cache["gamma"])

@@ -91,6 +91,47 @@ def batchnorm_backward_staged(dout, cache):
     return _grads(dout, cache)
 
 
+# ---------------------------------------------------------------- lesson 03's nodes: each one's
+# vector-Jacobian product, torch.autograd through the node's forward in float64
+
+def _vjp(forward, upstream, *inputs):
+    """The gradients that torch.autograd sends from `upstream` (dL/d out) to each input of
+    out = forward(*inputs): broadcasting in the forward pass sums over rows on the way back."""
+    leaves = [_t(a).requires_grad_() for a in inputs]
+    grads = torch.autograd.grad(forward(*leaves), leaves, _t(upstream), allow_unused=True)
+    return tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves))
+
+
+def scale_shift_backward(dy, x_hat, gamma):
+    beta = np.zeros(np.shape(gamma))
+    return tuple(g.numpy() for g in _vjp(lambda xh, g, b: g * xh + b, dy, x_hat, gamma, beta))
+
+
+def product_backward(dx_hat, xc, r):
+    return tuple(g.numpy() for g in _vjp(lambda a, b: a * b, dx_hat, xc, r))
+
+
+def reciprocal_backward(dr, s):
+    return _vjp(lambda v: 1 / v, dr, s)[0].numpy()
+
+
+def sqrt_backward(ds, var, eps):
+    return _vjp(lambda v: torch.sqrt(v + eps), ds, var)[0].numpy()
+
+
+def variance_backward(dvar, xc):
+    return _vjp(lambda v: (v ** 2).mean(dim=0), dvar, xc)[0].numpy()
+
+
+def centre_backward(dxc):
+    n, d = np.shape(dxc)
+    return tuple(g.numpy() for g in _vjp(lambda x, m: x - m, dxc, np.zeros((n, d)), np.zeros(d)))
+
+
+def mean_backward(dmean, x):
+    return _vjp(lambda v: v.mean(dim=0), dmean, x)[0].numpy()
+
+
 def numerical_gradient(f, x, dout, h=1e-5):
     """The exact gradient (torch.autograd) that centred differences approximate to O(h^2)."""
     x = _t(x).requires_grad_()

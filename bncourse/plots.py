@@ -189,32 +189,29 @@ def _graph_edge(ax, start, end, start_at=(1.0, 0.5), end_at=(0.0, 0.5)):
 
 
 def backward_graph():
-    """The computational graph of BatchNorm's forward pass, with its backward pass.
+    """The computational graph of BatchNorm's forward pass, and the way back.
 
-    Black arrows: the forward pass, left to right. Red, the backward pass: on every arrow
-    the local derivative that the gradient is multiplied by as it flows back, and next to
-    every node the gradient dv = dL/dv it collects (sums over i run over the batch). dy is
-    the upstream gradient dout; r = 1/s is the inverse standard deviation.
+    Black arrows: the forward pass, left to right; each node computes one small thing. Red:
+    the gradient dv = dL/dv that each value collects on the way back (the local derivatives are
+    the lesson's exercise: the figure does not give them). dy is the upstream gradient dout;
+    s = sqrt(var + eps), r = 1/s.
     """
-    fig, (ax,) = _figure(1, width=12.5, height=5.2)
-    ax.set(xlim=(-0.9, 12.6), ylim=(-2.0, 3.7))
+    fig, (ax,) = _figure(1, width=12.5, height=4.6)
+    ax.set(xlim=(-0.9, 12.6), ylim=(-2.0, 3.4))
     ax.axis("off")
     ax.set_title("BatchNorm as a graph: forward left to right (black), "
                  "gradients right to left (red)")
     nodes = {  # name: (position, forward label, gradient label, gradient above the box?)
-        "x": ((0.0, 1.0), r"$x$", r"$dx = dx_c + \dfrac{1}{N} d\mu$", False),
-        "mu": ((1.9, 2.6), r"$\mu = \dfrac{1}{N}\sum_i x_i$", r"$d\mu = -\sum_i dx_{c,i}$", True),
-        "xc": ((3.6, 1.0), r"$x_c = x - \mu$",
-               r"$dx_c = r\,d\hat{x} + \dfrac{2 x_c}{N}\, d\sigma^2$", False),
-        "var": ((5.4, 2.6), r"$\sigma^2 = \dfrac{1}{N}\sum_i x_{c,i}^2$",
-                r"$d\sigma^2 = \dfrac{ds}{2s}$", True),
-        "std": ((7.5, 2.6), r"$s = \sqrt{\sigma^2 + \varepsilon}$",
-                r"$ds = -\dfrac{dr}{s^2}$", True),
-        "inv": ((9.4, 2.6), r"$r = 1/s$", r"$dr = \sum_i x_{c,i}\, d\hat{x}_i$", True),
-        "xhat": ((9.4, 1.0), r"$\hat{x} = x_c\, r$", r"$d\hat{x} = \gamma\, dy$", False),
+        "x": ((0.0, 1.0), r"$x$", r"$dx$", False),
+        "mu": ((1.9, 2.6), r"$\mu = \dfrac{1}{N}\sum_i x_i$", r"$d\mu$", True),
+        "xc": ((3.6, 1.0), r"$x_c = x - \mu$", r"$dx_c$", False),
+        "var": ((5.4, 2.6), r"$\sigma^2 = \dfrac{1}{N}\sum_i x_{c,i}^2$", r"$d\sigma^2$", True),
+        "std": ((7.5, 2.6), r"$s = \sqrt{\sigma^2 + \varepsilon}$", r"$ds$", True),
+        "inv": ((9.4, 2.6), r"$r = 1/s$", r"$dr$", True),
+        "xhat": ((9.4, 1.0), r"$\hat{x} = x_c\, r$", r"$d\hat{x}$", False),
         "y": ((11.4, 1.0), r"$y = \gamma \hat{x} + \beta$", None, False),
-        "gamma": ((10.6, -0.6), r"$\gamma$", r"$d\gamma = \sum_i dy_i\, \hat{x}_i$", False),
-        "beta": ((12.2, -0.6), r"$\beta$", r"$d\beta = \sum_i dy_i$", False),
+        "gamma": ((10.6, -0.6), r"$\gamma$", r"$d\gamma$", False),
+        "beta": ((12.2, -0.6), r"$\beta$", r"$d\beta$", False),
     }
     colours = {"x": "#dbe9f6", "gamma": "#fde3c8", "beta": "#fde3c8", "y": "#d9f0d3"}
     box = {name: _graph_node(ax, pos, label, colours.get(name, "white"))
@@ -222,32 +219,30 @@ def backward_graph():
     for (px, py), _, grad, above in nodes.values():
         if grad:
             ax.text(px, py + (0.5 if above else -0.5), grad, ha="center",
-                    va="bottom" if above else "top", color=RED, fontsize=11)
-    edges = [  # start, end, local derivative, where to write it, attach points
-        ("x", "mu", r"$\dfrac{1}{N}$", (0.75, 2.0), (1.0, 0.7), (0.0, 0.5)),
-        ("x", "xc", r"$1$", (1.7, 1.2), (1.0, 0.5), (0.0, 0.5)),
-        ("mu", "xc", r"$-1$", (3.05, 1.9), (0.6, 0.0), (0.5, 1.0)),
-        ("xc", "var", r"$\dfrac{2 x_c}{N}$", (4.15, 2.05), (0.75, 1.0), (0.2, 0.0)),
-        ("var", "std", r"$\dfrac{1}{2s}$", (6.45, 2.9), (1.0, 0.5), (0.0, 0.5)),
-        ("std", "inv", r"$-\dfrac{1}{s^2}$", (8.7, 2.95), (1.0, 0.5), (0.0, 0.5)),
-        ("xc", "xhat", r"$r$", (6.5, 1.2), (1.0, 0.5), (0.0, 0.5)),
-        ("inv", "xhat", r"$x_c$", (9.65, 1.8), (0.5, 0.0), (0.5, 1.0)),
-        ("xhat", "y", r"$\gamma$", (10.35, 1.2), (1.0, 0.5), (0.0, 0.5)),
-        ("gamma", "y", r"$\hat{x}$", (10.75, 0.15), (0.5, 1.0), (0.3, 0.0)),
-        ("beta", "y", r"$1$", (12.05, 0.15), (0.5, 1.0), (0.75, 0.0)),
+                    va="bottom" if above else "top", color=RED, fontsize=12)
+    edges = [  # start, end, attach points
+        ("x", "mu", (1.0, 0.7), (0.0, 0.5)),
+        ("x", "xc", (1.0, 0.5), (0.0, 0.5)),
+        ("mu", "xc", (0.6, 0.0), (0.5, 1.0)),
+        ("xc", "var", (0.75, 1.0), (0.2, 0.0)),
+        ("var", "std", (1.0, 0.5), (0.0, 0.5)),
+        ("std", "inv", (1.0, 0.5), (0.0, 0.5)),
+        ("xc", "xhat", (1.0, 0.5), (0.0, 0.5)),
+        ("inv", "xhat", (0.5, 0.0), (0.5, 1.0)),
+        ("xhat", "y", (1.0, 0.5), (0.0, 0.5)),
+        ("gamma", "y", (0.5, 1.0), (0.3, 0.0)),
+        ("beta", "y", (0.5, 1.0), (0.75, 0.0)),
     ]
-    for start, end, local, where, start_at, end_at in edges:
+    for start, end, start_at, end_at in edges:
         _graph_edge(ax, box[start], box[end], start_at, end_at)
-        ax.text(*where, local, color=RED, fontsize=12, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none"))
     ax.annotate(r"$dy$ = dout", xy=(1.0, 0.5), xycoords=box["y"], xytext=(12.45, 2.0),
                 textcoords="data", color=RED, fontsize=10, ha="center",
                 arrowprops=dict(arrowstyle="-|>", color=RED, linewidth=1.3))
     ax.annotate("", xy=(-0.6, -1.75), xytext=(12.3, -1.75),
                 arrowprops=dict(arrowstyle="-|>", color=RED, linewidth=2))
-    ax.text(6.0, -1.65, "backward: multiply by the local derivative on each arrow, "
-            "add up where a value was used twice, sum over the batch where a (D,) value "
-            "was broadcast", color=RED, fontsize=9, ha="center", va="bottom")
+    ax.text(6.0, -1.65, "backward: each node turns the gradient at its output into one for each "
+            "of its inputs; add up where a value was used twice", color=RED, fontsize=9,
+            ha="center", va="bottom")
     return fig
 
 

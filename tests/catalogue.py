@@ -239,6 +239,17 @@ dgamma = (dout * x_hat).sum(axis=0)
 dx = (gamma / (N * np.sqrt(var + eps))) * (N * dout - dbeta - x_hat * dgamma)
 return dx, dgamma, dbeta"""
 
+CHAINED = """
+x, mean, var, eps, gamma = (cache[k] for k in ("x", "mean", "var", "eps", "gamma"))
+xc = x - mean
+s = np.sqrt(var + eps)
+r = 1.0 / s
+dx_hat, dgamma, dbeta = scale_shift_backward(dout, xc * r, gamma)
+dxc, dr = product_backward(dx_hat, xc, r)
+dvar = sqrt_backward(reciprocal_backward(dr, s), var, eps)
+dx, dmean = centre_backward(dxc + variance_backward(dvar, xc))
+return dx + mean_backward(dmean, x), dgamma, dbeta"""
+
 NUMERICAL = """
 grad = np.zeros(x.shape)
 for i in np.ndindex(x.shape):
@@ -352,8 +363,64 @@ return scale_and_shift(normalise(x, mean, var, eps), gamma, beta)"""), "updates_
            _edit(LAYER, 'state["num_batches_tracked"] += 1\n', "")), "not_counted"),
 ]
 
+# Lesson 03's nodes: each one's local derivative, one small piece per node. Two wrong ones per node,
+# graded together in the real pipeline (tests/test_node_grading.py: NODE_MUTANTS[k] for every node in
+# one notebook); each must lose exactly its node's points.
+NODE = {  # the correct body of each node's backward
+    "scale_shift_backward": "return dy * gamma, (dy * x_hat).sum(axis=0), dy.sum(axis=0)",
+    "product_backward": "return dx_hat * r, (dx_hat * xc).sum(axis=0)",
+    "reciprocal_backward": "return -dr / s ** 2",
+    "sqrt_backward": "return ds / (2 * np.sqrt(var + eps))",
+    "variance_backward": "return 2 * xc * dvar / xc.shape[0]",
+    "centre_backward": "return dxc, -dxc.sum(axis=0)",
+    "mean_backward": "return np.ones_like(x) * dmean / x.shape[0]",
+}
+
+
+def _node(piece, old=None, new=None):
+    return _def(piece, NODE[piece] if old is None else _edit(NODE[piece], old, new))
+
+
+NODE_MUTANTS = [
+    [Mutant("node_dgamma_not_summed", "scale_shift_backward",
+            _node("scale_shift_backward", "(dy * x_hat).sum(axis=0)", "dy * x_hat"), "dgamma has shape"),
+     Mutant("node_product_dr_not_summed", "product_backward",
+            _node("product_backward", "(dx_hat * xc).sum(axis=0)", "dx_hat * xc"), "dr has shape"),
+     Mutant("node_reciprocal_sign", "reciprocal_backward", _node("reciprocal_backward", "-dr", "dr"),
+            "sends back to s"),
+     Mutant("node_sqrt_no_half", "sqrt_backward", _node("sqrt_backward", "(2 * np.sqrt(var + eps))",
+                                                         "np.sqrt(var + eps)"), "sends back to var"),
+     Mutant("node_variance_n_minus_1", "variance_backward",
+            _node("variance_backward", "xc.shape[0]", "(xc.shape[0] - 1)"), "sends back to xc"),
+     Mutant("node_centre_dmean_sign", "centre_backward", _node("centre_backward", "-dxc.sum", "dxc.sum"),
+            "sends back to mean"),
+     Mutant("node_mean_no_1_over_n", "mean_backward", _node("mean_backward", " / x.shape[0]", ""),
+            "sends back to x")],
+    [Mutant("node_dbeta_mean", "scale_shift_backward",
+            _node("scale_shift_backward", "dy.sum(axis=0)", "dy.mean(axis=0)"), "sends back to beta"),
+     Mutant("node_product_s_for_r", "product_backward", _node("product_backward", "dx_hat * r,", "dx_hat / r,"),
+            "sends back to xc"),
+     Mutant("node_reciprocal_not_squared", "reciprocal_backward", _node("reciprocal_backward", "s ** 2", "s"),
+            "sends back to s"),
+     Mutant("node_sqrt_inverted", "sqrt_backward", _node("sqrt_backward", "ds / (2 * np.sqrt(var + eps))",
+                                                         "ds * np.sqrt(var + eps) / 2"), "sends back to var"),
+     Mutant("node_variance_no_2", "variance_backward", _node("variance_backward", "2 * xc", "xc"),
+            "sends back to xc"),
+     Mutant("node_centre_dmean_not_summed", "centre_backward",
+            _node("centre_backward", "-dxc.sum(axis=0)", "-dxc"), "dmean has shape"),
+     Mutant("node_mean_not_spread", "mean_backward", _node("mean_backward", "np.ones_like(x) * dmean", "dmean"),
+            "has shape")],
+]
+MUTANTS += [m for together in NODE_MUTANTS for m in together]
+
 _LESSONS_34 = {  # correct answers in the style of each variant
     "einsum": {
+        "scale_shift_backward": _def("scale_shift_backward", 'return np.einsum("nd,d->nd", dy, gamma), '
+                                     'np.einsum("nd,nd->d", dy, x_hat), np.einsum("nd->d", dy)'),
+        "product_backward": _def("product_backward", 'return np.einsum("nd,d->nd", dx_hat, r), '
+                                 'np.einsum("nd,nd->d", dx_hat, xc)'),
+        "centre_backward": _def("centre_backward", 'return np.einsum("nd->nd", dxc), -np.einsum("nd->d", dxc)'),
+        "mean_backward": _def("mean_backward", 'return np.einsum("d,nd->nd", dmean / x.shape[0], np.ones_like(x))'),
         "batchnorm_backward_staged": _def("batchnorm_backward_staged", _edit(_edit(STAGED,
             "dgamma = (dout * x_hat).sum(axis=0)", 'dgamma = np.einsum("nd,nd->d", dout, x_hat)'),
             "dinv_std = (dx_hat * xc).sum(axis=0)", 'dinv_std = np.einsum("nd,nd->d", dx_hat, xc)')),
@@ -365,6 +432,9 @@ _LESSONS_34 = {  # correct answers in the style of each variant
 return np.einsum("nd,d->nd", x - running_mean, gamma / np.sqrt(running_var + eps)) + beta"""),
     },
     "float64_throughout": {
+        "reciprocal_backward": _def("reciprocal_backward", "return -np.float64(1) * dr / np.asarray(s, np.float64) ** 2"),
+        "sqrt_backward": _def("sqrt_backward", "return np.asarray(ds, np.float64) / (2 * np.sqrt(np.asarray(var, np.float64) + eps))"),
+        "variance_backward": _def("variance_backward", "xc = np.asarray(xc, np.float64)\n" + NODE["variance_backward"]),
         "batchnorm_backward": _def("batchnorm_backward", "dout = np.asarray(dout, dtype=np.float64)\n" + COMPACT),
         "batchnorm_backward_staged": _def("batchnorm_backward_staged",
                                           "dout = np.asarray(dout, dtype=np.float64)\n" + STAGED),
@@ -372,7 +442,21 @@ return np.einsum("nd,d->nd", x - running_mean, gamma / np.sqrt(running_var + eps
                                            + TORCH_UPDATE),
     },
     "in_place": {
-        "batchnorm_backward_staged": _def("batchnorm_backward_staged", STAGED),
+        "scale_shift_backward": _def("scale_shift_backward", """
+dx_hat = dy.copy()
+dx_hat *= gamma
+dgamma = x_hat * dy
+dgamma = dgamma.sum(axis=0)
+dbeta = dy.sum(axis=0)
+return dx_hat, dgamma, dbeta"""),
+        "product_backward": _def("product_backward", "dxc = dx_hat.copy()\ndxc *= r\nreturn dxc, (dx_hat * xc).sum(axis=0)"),
+        "reciprocal_backward": _def("reciprocal_backward", "ds = dr.copy()\nds /= s\nds /= s\nds *= -1\nreturn ds"),
+        "sqrt_backward": _def("sqrt_backward", "dvar = ds / np.sqrt(var + eps)\ndvar *= 0.5\nreturn dvar"),
+        "variance_backward": _def("variance_backward", "dxc = xc * dvar\ndxc *= 2 / xc.shape[0]\nreturn dxc"),
+        "centre_backward": _def("centre_backward", "dmean = dxc.sum(axis=0)\ndmean *= -1\nreturn dxc.copy(), dmean"),
+        "mean_backward": _def("mean_backward", "dx = np.empty_like(x)\ndx[...] = dmean / x.shape[0]\nreturn dx"),
+        # the staged backward that calls the node functions, as the lesson's solution does
+        "batchnorm_backward_staged": _def("batchnorm_backward_staged", CHAINED),
         "batchnorm_backward": _def("batchnorm_backward", """
 x_hat, var, eps, gamma = (cache[k] for k in ("x_hat", "var", "eps", "gamma"))
 N = dout.shape[0]

@@ -1,5 +1,6 @@
-"""Lesson 03: the backward pass, staged through the graph and in closed form, and numerical
-gradients to check it."""
+"""Lesson 03: the backward pass: each node's local derivative (one small piece per node of the
+graph), the staged backward that chains them, the closed form, and numerical gradients to check
+them."""
 import numpy as np
 
 from bncourse import oracle
@@ -137,6 +138,101 @@ def central_difference_error(case, exact, what="out", exact_all=None):
     return 3 * h ** 2 / 6 * third + rounding
 
 
+# ---------------------------------------------------------------- the nodes of the graph
+# Each node's backward takes the gradient arriving at the node's output and the values its forward
+# pass read, and returns the gradient for each of its inputs (shaped like that input).
+
+def _node_values(rng, x, i):
+    """The forward pass's values at each node for the batch x, exact (float64) then in x's dtype,
+    and an eps."""
+    eps = [1e-5, 1e-3][i % 2]
+    x64 = f64(x)
+    mean = x64.mean(axis=0)
+    xc = x64 - mean
+    var = (xc ** 2).mean(axis=0)
+    s = np.sqrt(var + eps)
+    gamma, _ = params(rng, x.shape[1], x.dtype)
+    values = {"x": x64, "mean": mean, "xc": xc, "var": var, "s": s, "r": 1 / s, "x_hat": xc / s}
+    return {k: v.astype(x.dtype) for k, v in values.items()} | {"gamma": gamma}, eps
+
+
+def _upstream(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)  # random: all ones would hide mistakes
+
+
+def _node_case(inputs):
+    """make_case for a node: inputs(values, upstream(shape), eps) -> (args, what they are)."""
+    def make(rng, x, label, i):
+        v, eps = _node_values(rng, x, i)
+        n, d = x.shape
+        args, words = inputs(v, lambda *shape: _upstream(rng, shape, x.dtype), eps, n, d)
+        return Case(f"{label}, {words}", args)
+    return make
+
+
+def _sums(case, exact, terms):
+    """A sum over the batch of products: its rounding scales with the sum of |terms|."""
+    return unit_of(case) * (np.abs(exact) + np.abs(terms).sum(axis=0))
+
+
+def _elementwise(case, exact, what="out", exact_all=None):
+    """A product or quotient of a few values: a few roundings, relative to the result."""
+    return unit_of(case) * np.abs(exact)
+
+
+def _scale_shift_allowed(case, exact, what, exact_all=None):
+    dy, x_hat, _ = (f64(a) for a in case.args)
+    return {"dx_hat": lambda: _elementwise(case, exact), "dgamma": lambda: _sums(case, exact, dy * x_hat),
+            "dbeta": lambda: _sums(case, exact, dy)}[what]()
+
+
+def _product_allowed(case, exact, what, exact_all=None):
+    dx_hat, xc, _ = (f64(a) for a in case.args)
+    return _elementwise(case, exact) if what == "dxc" else _sums(case, exact, dx_hat * xc)
+
+
+def _centre_allowed(case, exact, what, exact_all=None):
+    return _elementwise(case, exact) if what == "dx" else _sums(case, exact, f64(case.args[0]))
+
+
+def _names_the_node(node, inputs):
+    """explain: which gradient of which node is wrong, in the graph's terms."""
+    def explain(what, index, got, exact, case):
+        return f"(the gradient that the node {node} sends back to {inputs.get(what, what)})"
+    return explain
+
+
+NODES = (  # (name, signature, the node's forward, outputs -> the input each goes to, inputs, allowed)
+    ("scale_shift_backward", "scale_shift_backward(dy, x_hat, gamma)", "y = gamma * x_hat + beta",
+     {"dx_hat": "x_hat", "dgamma": "gamma", "dbeta": "beta"},
+     lambda v, up, eps, n, d: ((up(n, d), v["x_hat"], v["gamma"]), "random dy"), _scale_shift_allowed),
+    ("product_backward", "product_backward(dx_hat, xc, r)", "x_hat = xc * r",
+     {"dxc": "xc", "dr": "r"},
+     lambda v, up, eps, n, d: ((up(n, d), v["xc"], v["r"]), "random dx_hat"), _product_allowed),
+    ("reciprocal_backward", "reciprocal_backward(dr, s)", "r = 1 / s", {"out": "s"},
+     lambda v, up, eps, n, d: ((up(d), v["s"]), f"s = sqrt(var + {eps:g}), random dr"), _elementwise),
+    ("sqrt_backward", "sqrt_backward(ds, var, eps)", "s = sqrt(var + eps)", {"out": "var"},
+     lambda v, up, eps, n, d: ((up(d), v["var"], eps), f"eps={eps:g}, random ds"), _elementwise),
+    ("variance_backward", "variance_backward(dvar, xc)", "var = (xc ** 2).mean(axis=0)", {"out": "xc"},
+     lambda v, up, eps, n, d: ((up(d), v["xc"]), "random dvar"), _elementwise),
+    ("centre_backward", "centre_backward(dxc)", "xc = x - mean", {"dx": "x", "dmean": "mean"},
+     lambda v, up, eps, n, d: ((up(n, d),), "random dxc"), _centre_allowed),
+    ("mean_backward", "mean_backward(dmean, x)", "mean = x.mean(axis=0)", {"out": "x"},
+     lambda v, up, eps, n, d: ((up(d), v["x"]), "random dmean"), _elementwise),
+)
+NODE_NAMES = tuple(name for name, *_ in NODES)
+
+
+def _node_spec(name, signature, forward, grads, inputs, allowed):
+    outputs = tuple(k for k in grads if k != "out")
+    return Spec(name, LESSON, signature, f"Node {forward}: the gradient{'s' * (len(outputs) > 1)} it sends back "
+                f"to {', '.join(grads.values())}.",
+                make_case=_node_case(inputs), allowed=allowed, oracle=getattr(oracle, name),
+                oracle_name="torch.autograd", outputs=outputs, explain=_names_the_node(forward, grads),
+                covers=COVERS.replace("; constant features", "; constant features (xc = 0)")
+                + "; random upstream gradients", visible_count=2)
+
+
 _BACKWARD = dict(make_case=_backward_case, allowed=backward_allowed, outputs=OUTPUTS, explain=_backward_explain,
                  oracle_name="torch.autograd", covers=COVERS + "; random dout",
                  float32_offset=0.0)  # x - mean of float32 features near 1e4 keeps ~3 digits: a
@@ -153,10 +249,10 @@ def _native_backward(dout, cache):
     return tuple(a.grad.numpy() for a in t)
 
 
-SPECS = [
+SPECS = [_node_spec(*node) for node in NODES] + [
     Spec("batchnorm_backward_staged", LESSON, "batchnorm_backward_staged(dout, cache)",
          "Lesson 03: (dx, dgamma, dbeta) through the graph, node by node.",
-         oracle=oracle.batchnorm_backward_staged, **_BACKWARD, native=_native_backward),
+         oracle=oracle.batchnorm_backward_staged, **_BACKWARD, native=_native_backward, parts=NODE_NAMES),
     Spec("batchnorm_backward", LESSON, "batchnorm_backward(dout, cache)",
          "Lesson 03: (dx, dgamma, dbeta) in closed form.", oracle=oracle.batchnorm_backward, **_BACKWARD,
          native=_native_backward),
