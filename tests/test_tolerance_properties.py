@@ -21,6 +21,8 @@ from bncourse import judge, pieces, timing  # noqa: E402
 
 # pieces whose cases are built around one (N, D) batch (the others build models or modules)
 PIECES = ["batch_mean", "batch_variance", "normalise", "scale_and_shift", "batchnorm_forward",
+          "scale_shift_backward", "product_backward", "reciprocal_backward", "sqrt_backward",
+          "variance_backward", "centre_backward", "mean_backward",
           "batchnorm_backward_staged", "batchnorm_backward", "update_running_stats",
           "update_running_stats_torch", "batchnorm_inference", "layer_norm", "group_norm",
           "BatchNormFunction"]
