@@ -195,10 +195,31 @@ def _centre_allowed(case, exact, what, exact_all=None):
     return _elementwise(case, exact) if what == "dx" else _sums(case, exact, f64(case.args[0]))
 
 
+def _factor(got, exact, case):
+    """When the wrong gradient is a multiple of the right one (a sign, a lost 1/N, a factor 2): which."""
+    got, exact = f64(got), f64(exact)
+    size = float((exact * exact).sum())
+    if size == 0:
+        return ""
+    c = float((got * exact).sum()) / size
+    if np.abs(got - c * exact).max() > 1e-6 * np.abs(got - exact).max() or abs(c - 1) < 1e-3:  # entry by entry
+        return ""
+    rows = [np.shape(a)[0] for a in case.args if np.ndim(a) == 2]
+    if abs(c + 1) < 1e-3:
+        return ": it has the wrong sign"
+    for n in rows[:1]:
+        if abs(c - n) < 1e-3 * n:
+            return f": it is N = {n} times too large"
+        if abs(c * n - 1) < 1e-3:
+            return f": it is N = {n} times too small"
+    return f": it is {c:.4g} times the right one"
+
+
 def _names_the_node(node, inputs):
-    """explain: which gradient of which node is wrong, in the graph's terms."""
+    """explain: which gradient of which node is wrong, in the graph's terms, and how when it is a
+    multiple of the right one."""
     def explain(what, index, got, exact, case):
-        return f"(the gradient that the node {node} sends back to {inputs.get(what, what)})"
+        return f"(the gradient that the node {node} sends back to {inputs.get(what, what)}{_factor(got, exact, case)})"
     return explain
 
 
