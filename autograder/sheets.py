@@ -27,7 +27,7 @@ def render(name, docs=DOCS):
     text = (docs / f"{name}.md").read_text(encoding="utf-8")
     for other in SHEETS:
         text = text.replace(f"({other}.md)", f"({other}.html)")
-    body = mistune.create_markdown(plugins=["table"])(text)
+    body = mistune.create_markdown(escape=False, plugins=["table"])(text)
     title = text.splitlines()[0].lstrip("# ").strip()
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")

@@ -142,5 +142,6 @@ def test_the_sheets_render_as_printable_html(tmp_path):
                                                "notation.html", "notation.md"]
     page = (tmp_path / "batchnorm_on_one_page.html").read_text(encoding="utf-8")
     assert page.count("<table>") == 2 and 'href="notation.html"' in page and "@media print" in page
+    assert page.count("<details>") == 1 and "dxᵢ = (γ / (N · s))" in page.split("<details>")[1]  # folded
     assert not re.search(r"https?://", page)  # nothing fetched when printed offline
     assert "<td>K</td>" in (tmp_path / "notation.html").read_text(encoding="utf-8")
