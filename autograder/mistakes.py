@@ -658,6 +658,123 @@ def _module_mistakes(piece):
     return m
 
 
+# the module's steps
+
+def _parameters_like(key, config=None, **mistake):
+    """make_parameters_and_buffers with this mistake: the mistaken module's parameters and buffers,
+    registered on the module it is handed; its answer `key`."""
+    config = dict(config or {})
+
+    def wrong(module, num_features, **kwargs):
+        twin = _mistaken_module("BatchNorm1d", **mistake)(num_features, **kwargs)
+        for name, p in twin._parameters.items():
+            module.register_parameter(name, p)
+        for name, b in twin._buffers.items():
+            module.register_buffer(name, b)
+
+    def entry():
+        args = (np.zeros((1, PROBE_CHANNELS)),)
+        return {"calls": [(args, dict(config))],
+                "wrong": np.asarray(pure("make_parameters_and_buffers", wrong)(*args, **config)[key])}
+    return entry
+
+
+def _plain_attribute(key):
+    def wrong(module, num_features, **kwargs):
+        reference._reference_parameters(module, num_features, **kwargs)
+        running_var = module.running_var
+        del module._buffers["running_var"]
+        object.__setattr__(module, "running_var", running_var)
+
+    def entry():
+        args = (np.zeros((1, PROBE_CHANNELS)),)
+        return {"calls": [(args, {})], "wrong": np.asarray(pure("make_parameters_and_buffers", wrong)(*args)[key])}
+    return entry
+
+
+def _training_args():
+    rng = np.random.default_rng(23)
+    c = PROBE_CHANNELS
+    xs = rng.normal(0, 1, (4, 6, c)) * rng.uniform(0.5, 3, c) + rng.normal(0, 2, c)
+    return (xs, np.ones(4, bool), rng.normal(0, 1, xs.shape), GAMMA[:c], BETA[:c], {})
+
+
+def _training_like(key, config=None, not_counted=False, momentum_none_as_01=False, biased=False, old_weight=False):
+    import torch
+    config = dict(config or {})
+
+    def wrong(rows, weight, bias, running_mean, running_var, count, momentum=0.1, eps=1e-5):
+        if count is not None:
+            if not not_counted:
+                count += 1
+            m = momentum if momentum is not None else 0.1 if momentum_none_as_01 else 1 / float(count)
+            old, new = (m, 1 - m) if old_weight else (1 - m, m)
+            with torch.no_grad():
+                running_mean.mul_(old).add_(new * rows.mean(dim=0))
+                running_var.mul_(old).add_(new * rows.var(dim=0, unbiased=not biased))
+        mean = rows.mean(dim=0)
+        return weight * (rows - mean) / torch.sqrt(((rows - mean) ** 2).mean(dim=0) + eps) + bias
+
+    def entry():
+        args = _training_args()
+        answer = pure("training_forward", wrong)(*args, **config)
+        return {"calls": [(args, dict(config))], "wrong": np.asarray(answer[key])}
+    return entry
+
+
+EVAL_ARGS = (X, GAMMA, BETA, MEAN + 1, VAR, DOUT)
+
+
+def _eval_like(batch=False, eps_outside=False):
+    import torch
+
+    def wrong(rows, weight, bias, running_mean, running_var, eps=1e-5):
+        if batch:
+            running_mean, running_var = rows.mean(dim=0), rows.var(dim=0, unbiased=False)
+        std = torch.sqrt(running_var) + eps if eps_outside else torch.sqrt(running_var + eps)
+        return weight * (rows - running_mean) / std + bias
+    return like(lambda *a, **k: pure("eval_forward", wrong)(*a, **k)[0], *EVAL_ARGS, eps=EPS)
+
+
+def _check_like(dims, no_single=False, single_example=False, single_in_eval=False, no_eps=False, no_dims=False):
+    def wrong(x, accepted, use_batch, eps=1e-5):
+        if x.dim() not in accepted and not no_dims:
+            raise ValueError("wrong dims")
+        one = x.shape[0] == 1 if single_example else x.numel() // x.shape[1] == 1
+        if one and (use_batch or single_in_eval) and not no_single:
+            raise ValueError("one value")
+        if use_batch and eps <= 0 and not no_eps:
+            raise ValueError("eps")
+    return like(pure("check_input", wrong), np.zeros((1, PROBE_CHANNELS)), np.array(dims))
+
+
+MISTAKES["make_parameters_and_buffers"] = {
+    "buffers_as_parameters": inputs(((np.zeros((1, PROBE_CHANNELS)),), {})),
+    "plain_attribute": _plain_attribute("layout"),
+    "float_count": _parameters_like("layout", float_count=True),
+    "affine_false_params": _parameters_like("layout", {"affine": False}, affine_false_params=True),
+    "ignores_tracking": _parameters_like("layout", {"track_running_stats": False}, ignores_tracking=True),
+    "initial_params": inputs(((np.zeros((1, PROBE_CHANNELS)),), {}),
+                             exact=lambda: np.r_[np.ones(PROBE_CHANNELS), np.zeros(PROBE_CHANNELS)]),
+    "bias_kw_ignored": _parameters_like("layout", {"bias": False}, bias_kw_ignored=True),
+}
+MISTAKES["training_forward"] = {
+    "not_counted": _training_like("num_batches_tracked", not_counted=True),
+    "momentum_none_as_01": _training_like("running_mean", {"momentum": None}, momentum_none_as_01=True),
+    "biased_running_var": _training_like("running_var", biased=True),
+    "momentum_old_weight": _training_like("running_mean", old_weight=True),
+}
+MISTAKES["eval_forward"] = {
+    "eval_batch_stats": _eval_like(batch=True),
+    "eps_outside_sqrt": _eval_like(eps_outside=True),
+}
+MISTAKES["check_input"] = {
+    "no_single_value_error": _check_like((2, 3), no_single=True),
+    "single_example": _check_like((2, 3), single_example=True),
+    "single_value_in_eval": _check_like((2, 3), single_in_eval=True),
+    "no_eps_check": _check_like((4,), no_eps=True),
+    "no_dim_check": _check_like((4,), no_dims=True),
+}
 MISTAKES["BatchNorm1d"] = _module_mistakes("BatchNorm1d")
 MISTAKES["BatchNorm2d"] = _module_mistakes("BatchNorm2d")
 

@@ -362,3 +362,68 @@ def BatchNorm1d(*args, **kwargs):
 def BatchNorm2d(*args, **kwargs):
     from bncourse.adapters import adapt_module
     return adapt_module(_modules()[1], exact=True, piece="BatchNorm2d")(*args, **kwargs)
+
+
+# lesson 05's steps, written from torch's documentation (float64 maths); each judged through its adapter
+
+def _reference_parameters(module, num_features, affine=True, track_running_stats=True, device=None, dtype=None,
+                          bias=True):
+    import torch
+    kw = {"device": device, "dtype": dtype}
+    module.register_parameter("weight", torch.nn.Parameter(torch.ones(num_features, **kw)) if affine else None)
+    module.register_parameter("bias", torch.nn.Parameter(torch.zeros(num_features, **kw)) if affine and bias
+                              else None)
+    for name, value in (("running_mean", torch.zeros(num_features, **kw)),
+                        ("running_var", torch.ones(num_features, **kw)),
+                        ("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))):
+        module.register_buffer(name, value if track_running_stats else None)
+
+
+def make_parameters_and_buffers(*args, **kwargs):
+    from bncourse.adapters import adapt_parameters
+    return adapt_parameters(_reference_parameters)(*args, **kwargs)
+
+
+def _reference_training(rows, weight, bias, running_mean, running_var, num_batches_tracked, momentum=0.1, eps=1e-5):
+    import torch
+    n, c = rows.shape
+    x = rows.double()
+    mean = x.mean(dim=0) if n else torch.zeros(c, dtype=torch.float64)
+    var = ((x - mean) ** 2).mean(dim=0) if n else torch.ones(c, dtype=torch.float64)
+    if num_batches_tracked is not None:
+        num_batches_tracked += 1
+        w = 1 / num_batches_tracked.item() if momentum is None else momentum
+        if n:
+            with torch.no_grad():
+                running_mean.copy_((1 - w) * running_mean + w * mean)
+                running_var.copy_((1 - w) * running_var + w * var * n / (n - 1))
+    return (weight.double() * (x - mean) / torch.sqrt(var + eps) + bias.double()).to(rows.dtype)
+
+
+def training_forward(*args, **kwargs):
+    from bncourse.adapters import adapt_training
+    return adapt_training(_reference_training, exact=True)(*args, **kwargs)
+
+
+def _reference_eval(rows, weight, bias, running_mean, running_var, eps=1e-5):
+    import torch
+    return weight * (rows - running_mean) / torch.sqrt(running_var + eps) + bias
+
+
+def eval_forward(*args, **kwargs):
+    from bncourse.adapters import adapt_eval
+    return adapt_eval(_reference_eval, exact=True)(*args, **kwargs)
+
+
+def _reference_check(x, dims, use_batch_statistics, eps=1e-5):
+    if x.dim() not in dims:
+        raise ValueError(f"expected {' or '.join(f'{d}D' for d in dims)} input (got {x.dim()}D input)")
+    if use_batch_statistics and x.numel() // max(x.shape[1], 1) == 1:
+        raise ValueError("Expected more than 1 value per channel when training")
+    if use_batch_statistics and eps <= 0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+
+
+def check_input(*args, **kwargs):
+    from bncourse.adapters import adapt_input_check
+    return adapt_input_check(_reference_check)(*args, **kwargs)

@@ -604,8 +604,8 @@ def _module_mistakes(piece):
         Misconception("no_single_value_error", "a batch with one value per channel cannot be normalised in "
                       "training: raise ValueError('Expected more than 1 value per channel when training, ...') "
                       "as torch does", module_like("errors")),
-        Misconception("no_dim_check", "your _check_input_dim accepts inputs of the wrong number of "
-                      "dimensions; raise ValueError as torch does", module_like("errors")),
+        Misconception("no_dim_check", "your module accepts inputs of the wrong number of dimensions: "
+                      "BatchNorm1d takes 2-D and 3-D input, BatchNorm2d 4-D only", module_like("errors")),
         Misconception("no_bias_argument", "torch's constructor has a keyword-only argument bias=True after "
                       "dtype (`*, bias=True`): with bias=False the layer learns a weight but no bias",
                       crashes("unexpected keyword argument 'bias'")),
@@ -629,6 +629,47 @@ def _module_mistakes(piece):
     return m
 
 
+# the module's steps (their answers carry the module's keys: "layout", "running_mean", ...)
+_by_name = {m.name: m.message for m in _module_mistakes("BatchNorm1d")}
+CATALOGUE["make_parameters_and_buffers"] = [
+    Misconception("buffers_as_parameters", _by_name["buffers_as_parameters"],
+                  module_answer("layout", _running_stats_as_parameters)),
+    Misconception("plain_attribute", "a running statistic is a plain tensor attribute: the module does not "
+                  "know it (not in state_dict, left behind by .to() and .double()); register_buffer it",
+                  module_like("layout")),
+    Misconception("float_count", _by_name["float_count"], module_like("layout")),
+    Misconception("affine_false_params", _by_name["affine_false_params"], module_like("layout")),
+    Misconception("ignores_tracking", "with track_running_stats=False there are no running statistics: "
+                  "register the three buffers as None", module_like("layout")),
+    Misconception("initial_params", _by_name["initial_params"],
+                  module_answer("initial weight and bias", _wrong_initial_params)),
+    Misconception("bias_kw_ignored", _by_name["bias_kw_ignored"], module_like("layout")),
+]
+CATALOGUE["training_forward"] = [
+    Misconception("not_counted", "num_batches_tracked does not count the batches: add 1 to the tensor you "
+                  "were given, in place (num_batches_tracked += 1 or .add_(1); a new tensor is lost on return)",
+                  module_like("num_batches_tracked")),
+    Misconception("momentum_none_as_01", _by_name["momentum_none_as_01"], module_like("running_mean")),
+    Misconception("biased_running_var", _by_name["biased_running_var"], module_like("running_var")),
+    Misconception("momentum_old_weight", "your update gives the old value the weight momentum; in torch "
+                  "momentum (0.1) is the weight of the new batch: (1 - m) * running + m * batch",
+                  module_like("running_mean")),
+]
+CATALOGUE["eval_forward"] = [
+    Misconception("eval_batch_stats", "in eval mode BatchNorm normalises with running_mean and running_var, "
+                  "not with the batch's own statistics", like(_out(0))),
+    Misconception("eps_outside_sqrt", "eps goes inside the square root: sqrt(running_var + eps)", like(_out(0))),
+]
+CATALOGUE["check_input"] = [
+    Misconception("no_single_value_error", _by_name["no_single_value_error"], like()),
+    Misconception("single_example", "what BatchNorm needs is more than one value per channel, not more than "
+                  "one example: a single sequence of length 3 has 3 values per channel", like()),
+    Misconception("single_value_in_eval", "with running statistics (use_batch_statistics False) one value per "
+                  "channel is fine: raise only when the batch's statistics would be used", like()),
+    Misconception("no_eps_check", _by_name["no_eps_check"], like()),
+    Misconception("no_dim_check", "check x.dim() against dims: torch raises ValueError for any other number "
+                  "of dimensions", like()),
+]
 CATALOGUE["BatchNorm1d"] = _module_mistakes("BatchNorm1d")
 CATALOGUE["BatchNorm2d"] = _module_mistakes("BatchNorm2d")
 

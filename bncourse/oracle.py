@@ -242,3 +242,50 @@ def BatchNorm1d(*args, **kwargs):
 @_uses_torch_kernels
 def BatchNorm2d(*args, **kwargs):
     return adapters.adapt_module(torch.nn.BatchNorm2d, exact=True, piece="BatchNorm2d")(*args, **kwargs)
+
+
+# lesson 05's steps: each through torch's own module or F.batch_norm (bncourse.adapters adapts them)
+
+@_uses_torch_kernels
+def make_parameters_and_buffers(*args, **kwargs):
+    def made_by_torch(module, num_features, **config):
+        twin = torch.nn.BatchNorm1d(num_features, **config)
+        for name in ("weight", "bias"):
+            module.register_parameter(name, twin._parameters[name])
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            module.register_buffer(name, twin._buffers[name])
+    return adapters.adapt_parameters(made_by_torch)(*args, **kwargs)
+
+
+@_uses_torch_kernels
+def training_forward(*args, **kwargs):
+    def step(rows, weight, bias, running_mean, running_var, num_batches_tracked, momentum=0.1, eps=1e-5):
+        factor = 0.0
+        if num_batches_tracked is not None:  # as torch.nn.BatchNorm1d's forward does it
+            num_batches_tracked.add_(1)
+            factor = 1.0 / float(num_batches_tracked) if momentum is None else momentum
+        return F.batch_norm(rows, running_mean, running_var, weight, bias, training=True, momentum=factor, eps=eps)
+    return adapters.adapt_training(step, exact=True)(*args, **kwargs)
+
+
+@_uses_torch_kernels
+def eval_forward(*args, **kwargs):
+    def step(rows, weight, bias, running_mean, running_var, eps=1e-5):
+        return F.batch_norm(rows, running_mean, running_var, weight, bias, training=False, eps=eps)
+    return adapters.adapt_eval(step, exact=True)(*args, **kwargs)
+
+
+@_uses_torch_kernels
+def check_input(x, dims):
+    """Which situations torch's own module refuses: BatchNorm1d for dims (2, 3), BatchNorm2d for (4,),
+    in training mode for batch statistics, in eval mode (tracking) otherwise."""
+    cls = torch.nn.BatchNorm2d if tuple(int(d) for d in dims) == (4,) else torch.nn.BatchNorm1d
+    found = []
+    for what, shape, use_batch, eps in adapters.input_situations(x.shape[1], dims):
+        module = cls(x.shape[1], eps=eps, dtype=torch.as_tensor(x).dtype).train(use_batch)
+        try:
+            module(torch.ones(shape, dtype=torch.as_tensor(x).dtype))
+            found.append(f"{what}: no error")
+        except Exception as e:
+            found.append(f"{what}: {type(e).__name__}")
+    return adapters.encode_text("; ".join(found))

@@ -763,6 +763,57 @@ class BatchNormFunction(torch.autograd.Function):
         dx = weight * inv_std * (dy - dy.mean(dim=0) - x_hat * (dy * x_hat).mean(dim=0))
         return dx, dweight, dbias, None
 '''
+PARAMETERS = '''import torch
+
+
+def make_parameters_and_buffers(module, num_features, affine=True, track_running_stats=True,
+                                device=None, dtype=None, bias=True):
+    factory = {"device": device, "dtype": dtype}
+    if affine:
+        module.weight = torch.nn.Parameter(torch.ones(num_features, **factory))
+    else:
+        module.register_parameter("weight", None)
+    if affine and bias:
+        module.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))
+    else:
+        module.register_parameter("bias", None)
+    if track_running_stats:
+        module.register_buffer("running_mean", torch.zeros(num_features, **factory))
+        module.register_buffer("running_var", torch.ones(num_features, **factory))
+        module.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+    else:
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            module.register_buffer(name, None)
+'''
+TRAINING = '''import torch
+
+
+def training_forward(rows, weight, bias, running_mean, running_var, num_batches_tracked,
+                     momentum=0.1, eps=1e-5):
+    if num_batches_tracked is not None:
+        num_batches_tracked += 1
+        m = 1.0 / float(num_batches_tracked) if momentum is None else momentum
+        if rows.shape[0] > 0:
+            with torch.no_grad():
+                running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))
+                running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))
+    return BatchNormFunction.apply(rows, weight, bias, eps)
+'''
+EVAL = '''import torch
+
+
+def eval_forward(rows, weight, bias, running_mean, running_var, eps=1e-5):
+    return weight * (rows - running_mean) / torch.sqrt(running_var + eps) + bias
+'''
+CHECK = '''def check_input(x, dims, use_batch_statistics, eps=1e-5):
+    if x.dim() not in dims:
+        raise ValueError(f"expected {' or '.join(f'{d}D' for d in dims)} input (got {x.dim()}D input)")
+    if use_batch_statistics and x.numel() // x.shape[1] == 1:
+        raise ValueError("Expected more than 1 value per channel when training, "
+                         f"got input size {tuple(x.shape)}")
+    if use_batch_statistics and eps <= 0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+'''
 MODULE_1D = '''import torch
 
 
@@ -772,23 +823,7 @@ class _BatchNorm(torch.nn.Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = torch.nn.Parameter(torch.ones(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-        if affine and bias:
-            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        make_parameters_and_buffers(self, num_features, affine, track_running_stats, device, dtype, bias=bias)
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -796,65 +831,65 @@ class _BatchNorm(torch.nn.Module):
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
-    def _check_input_dim(self, x):
+    def _input_dims(self):
         raise NotImplementedError
 
     def forward(self, x):
-        self._check_input_dim(x)
+        use_batch = self.training or not self.track_running_stats
+        check_input(x, self._input_dims(), use_batch, self.eps)
         channels_last = x.movedim(1, -1)
         rows = channels_last.reshape(-1, self.num_features)
-        use_batch = self.training or not self.track_running_stats
-        if use_batch and rows.shape[0] == 1:
-            raise ValueError("Expected more than 1 value per channel when training, "
-                             f"got input size {tuple(x.shape)}")
-        if use_batch and self.eps <= 0:
-            raise ValueError(f"batch_norm eps must be positive during training, but got {self.eps}")
         ones = torch.ones(self.num_features, dtype=x.dtype, device=x.device)
-        weight = self.weight if self.affine else ones
+        weight = self.weight if self.weight is not None else ones
         bias = self.bias if self.bias is not None else torch.zeros_like(ones)
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            if rows.shape[0] > 0:
-                with torch.no_grad():
-                    self.running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))
-                    self.running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))
         if use_batch:
-            out = BatchNormFunction.apply(rows, weight, bias, self.eps)
+            out = training_forward(rows, weight, bias, self.running_mean, self.running_var,
+                                   self.num_batches_tracked, self.momentum, self.eps)
         else:
-            out = weight * (rows - self.running_mean) / torch.sqrt(self.running_var + self.eps) + bias
+            out = eval_forward(rows, weight, bias, self.running_mean, self.running_var, self.eps)
         return out.reshape(channels_last.shape).movedim(-1, 1)
 
 
 class BatchNorm1d(_BatchNorm):
-    def _check_input_dim(self, x):
-        if x.dim() not in (2, 3):
-            raise ValueError(f"expected 2D or 3D input (got {x.dim()}D input)")
+    def _input_dims(self):
+        return (2, 3)
 '''
 MODULE_2D = '''class BatchNorm2d(_BatchNorm):
-    def _check_input_dim(self, x):
-        if x.dim() != 4:
-            raise ValueError(f"expected 4D input (got {x.dim()}D input)")
+    def _input_dims(self):
+        return (4,)
 '''
-VARIANTS["in_place"].update({"BatchNormFunction": FUNCTION, "BatchNorm1d": MODULE_1D, "BatchNorm2d": MODULE_2D})
-# cs231n-style: channels to the front, statistics over dim 1 of a (C, M) view; torch.var_mean
+VARIANTS["in_place"].update({"BatchNormFunction": FUNCTION, "make_parameters_and_buffers": PARAMETERS,
+                             "training_forward": TRAINING, "eval_forward": EVAL, "check_input": CHECK,
+                             "BatchNorm1d": MODULE_1D, "BatchNorm2d": MODULE_2D})
+# cs231n-style: torch.var_mean, lerp, a folded scale and shift, channels swapped with transpose
 VARIANTS["fused_and_torch_ops"].update({
     "BatchNormFunction": _edit(_edit(FUNCTION, "        mean = x.mean(dim=0)\n        var = ((x - mean) ** 2).mean(dim=0)\n",
                                      "        var, mean = torch.var_mean(x, dim=0, correction=0)\n"),
                                "x_hat = (x - mean) * inv_std", "x_hat = torch.addcmul(-mean * inv_std, x, inv_std)"),
-    "BatchNorm1d": _edit(_edit(MODULE_1D, "self.running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))",
-                               "self.running_var.lerp_(torch.var(rows, dim=0, correction=1), m)"),
-                         "self.running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))",
-                         "self.running_mean.lerp_(rows.mean(dim=0), m)"),
+    "training_forward": _edit(_edit(TRAINING, "running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))",
+                                    "running_var.lerp_(torch.var(rows, dim=0, correction=1), m)"),
+                              "running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))",
+                              "running_mean.lerp_(rows.mean(dim=0), m)"),
+    "eval_forward": _edit(EVAL, "    return weight * (rows - running_mean) / torch.sqrt(running_var + eps) + bias\n",
+                          "    scale = weight * torch.rsqrt(running_var + eps)\n"
+                          "    return torch.addcmul(bias - running_mean * scale, rows, scale)\n"),
+    "BatchNorm1d": _edit(_edit(MODULE_1D, "        channels_last = x.movedim(1, -1)\n",
+                               "        channels_last = x.transpose(1, -1)\n"),
+                         "return out.reshape(channels_last.shape).movedim(-1, 1)",
+                         "return out.reshape(channels_last.shape).transpose(1, -1)"),
     "BatchNorm2d": MODULE_2D,
 })
 
 
+def _step_mutant(name, piece, old, new, expect, also=()):
+    source = {"make_parameters_and_buffers": PARAMETERS, "training_forward": TRAINING, "eval_forward": EVAL,
+              "check_input": CHECK, "BatchNorm1d": MODULE_1D, "BatchNorm2d": MODULE_2D}[piece]
+    return Mutant(name, piece, _edit(source, old, new), expect, also=also)
+
+
 def _module_mutant(name, old, new, expect, piece="BatchNorm1d"):
     """A mistake in the BatchNorm1d cell sits in the base class BatchNorm2d shares: both lose."""
-    if piece == "BatchNorm1d":
-        return Mutant(name, piece, _edit(MODULE_1D, old, new), expect, also=("BatchNorm2d",))
-    return Mutant(name, piece, _edit(MODULE_2D, old, new), expect)
+    return _step_mutant(name, piece, old, new, expect, also=("BatchNorm2d",) if piece == "BatchNorm1d" else ())
 
 
 MUTANTS += [
@@ -867,51 +902,79 @@ MUTANTS += [
     Mutant("function_unbiased", "BatchNormFunction", _edit(
         FUNCTION, "var = ((x - mean) ** 2).mean(dim=0)", "var = ((x - mean) ** 2).sum(dim=0) / (x.shape[0] - 1)"),
            "unbiased"),
-    _module_mutant("module_buffers_as_parameters", 'self.register_buffer("running_mean", torch.zeros(num_features, **factory))',
-                   "self.running_mean = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=False)",
-                   "buffers_as_parameters"),
-    _module_mutant("module_weight_init_zero", "self.weight = torch.nn.Parameter(torch.ones(num_features, **factory))",
-                   "self.weight = torch.nn.Parameter(torch.zeros(num_features, **factory))", "initial_params"),
-    _module_mutant("module_not_counted", "            self.num_batches_tracked += 1\n", "", "not_counted"),
-    _module_mutant("module_momentum_none_as_01",
-                   "m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum",
-                   "m = 0.1 if self.momentum is None else self.momentum", "momentum_none_as_01"),
-    _module_mutant("module_updates_in_eval", "if self.training and self.track_running_stats:",
-                   "if self.track_running_stats:", "updates_in_eval"),
+    # step 1: parameters and buffers
+    _step_mutant("params_buffers_as_parameters", "make_parameters_and_buffers",
+                 'module.register_buffer("running_mean", torch.zeros(num_features, **factory))',
+                 "module.running_mean = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=False)",
+                 "buffers_as_parameters"),
+    _step_mutant("params_weight_init_zero", "make_parameters_and_buffers",
+                 "module.weight = torch.nn.Parameter(torch.ones(num_features, **factory))",
+                 "module.weight = torch.nn.Parameter(torch.zeros(num_features, **factory))", "initial_params"),
+    _step_mutant("params_float_count", "make_parameters_and_buffers",
+                 "torch.tensor(0, dtype=torch.long, device=device)", "torch.tensor(0.0, device=device)", "float_count"),
+    _step_mutant("params_affine_false", "make_parameters_and_buffers", '''        module.register_parameter("weight", None)
+    if affine and bias:
+        module.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))''', '''        module.weight = torch.nn.Parameter(torch.ones(num_features, **factory), requires_grad=False)
+    if bias:
+        module.bias = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=affine)''',
+                 "affine_false_params"),
+    _step_mutant("params_bias_kw_ignored", "make_parameters_and_buffers", "    if affine and bias:\n",
+                 "    if affine:\n", "bias_kw_ignored"),
+    _step_mutant("params_plain_attribute", "make_parameters_and_buffers",
+                 'module.register_buffer("running_var", torch.ones(num_features, **factory))',
+                 "object.__setattr__(module, 'running_var', torch.ones(num_features, **factory))", "plain_attribute"),
+    # step 2: the training forward and the running statistics
+    _step_mutant("training_not_counted", "training_forward", "        num_batches_tracked += 1\n", "",
+                 "not_counted"),
+    _step_mutant("training_count_not_in_place", "training_forward", "        num_batches_tracked += 1\n",
+                 "        num_batches_tracked = num_batches_tracked + 1\n", "not_counted"),
+    _step_mutant("training_momentum_none_as_01", "training_forward",
+                 "m = 1.0 / float(num_batches_tracked) if momentum is None else momentum",
+                 "m = 0.1 if momentum is None else momentum", "momentum_none_as_01"),
+    _step_mutant("training_biased_running_var", "training_forward", "rows.var(dim=0, unbiased=True)",
+                 "rows.var(dim=0, unbiased=False)", "biased_running_var"),
+    _step_mutant("training_old_weight", "training_forward", '''                running_mean.mul_(1 - m).add_(m * rows.mean(dim=0))
+                running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))''',
+                 '''                running_mean.mul_(m).add_((1 - m) * rows.mean(dim=0))
+                running_var.mul_(m).add_((1 - m) * rows.var(dim=0, unbiased=True))''', "momentum_old_weight"),
+    # step 3: eval
+    _step_mutant("eval_batch_statistics", "eval_forward",
+                 "    return weight * (rows - running_mean) / torch.sqrt(running_var + eps) + bias\n",
+                 "    return BatchNormFunction.apply(rows, weight, bias, eps)\n", "eval_batch_stats"),
+    _step_mutant("eval_eps_outside_sqrt", "eval_forward", "torch.sqrt(running_var + eps)",
+                 "(torch.sqrt(running_var) + eps)", "eps_outside_sqrt"),
+    # step 4: errors
+    _step_mutant("check_no_single_value_error", "check_input", "if use_batch_statistics and x.numel() // x.shape[1] == 1:",
+                 "if False:", "no_single_value_error"),
+    _step_mutant("check_no_eps_check", "check_input", "if use_batch_statistics and eps <= 0:", "if False:",
+                 "no_eps_check"),
+    _step_mutant("check_single_example", "check_input", "if use_batch_statistics and x.numel() // x.shape[1] == 1:",
+                 "if use_batch_statistics and x.shape[0] == 1:", "single_example"),
+    _step_mutant("check_single_value_in_eval", "check_input",
+                 "if use_batch_statistics and x.numel() // x.shape[1] == 1:", "if x.numel() // x.shape[1] == 1:",
+                 "single_value_in_eval"),
+    # the module built from them
     _module_mutant("module_eval_ignores_tracking", "use_batch = self.training or not self.track_running_stats",
                    "use_batch = self.training", "eval_ignores_tracking"),
-    _module_mutant("module_biased_running_var", "rows.var(dim=0, unbiased=True)", "rows.var(dim=0, unbiased=False)",
-                   "biased_running_var"),
-    _module_mutant("module_float_count", "torch.tensor(0, dtype=torch.long, device=device)",
-                   "torch.tensor(0.0, device=device)", "float_count"),
-    _module_mutant("module_affine_false_params", '''            self.register_parameter("weight", None)
-        if affine and bias:
-            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory))''', '''            self.weight = torch.nn.Parameter(torch.ones(num_features, **factory), requires_grad=False)
-        if bias:
-            self.bias = torch.nn.Parameter(torch.zeros(num_features, **factory), requires_grad=affine)''',
-                   "affine_false_params"),
     _module_mutant("module_reset_keeps_count", "            self.num_batches_tracked.zero_()\n", "", "reset_keeps_count"),
-    _module_mutant("module_no_single_value_error", "if use_batch and rows.shape[0] == 1:", "if False:",
-                   "no_single_value_error"),
-    _module_mutant("module_per_position", "        if use_batch:\n            out = BatchNormFunction.apply(rows, weight, bias, self.eps)\n",
+    _module_mutant("module_per_position", "        if use_batch:\n            out = training_forward(",
                    "        if use_batch and x.dim() > 2:  # each (channel, position) over the batch only\n"
+                   "            training_forward(rows, weight, bias, self.running_mean, self.running_var,\n"
+                   "                             self.num_batches_tracked, self.momentum, self.eps)  # as usual\n"
                    "            per = x.shape[2]\n"
-                   "            return BatchNormFunction.apply(x.reshape(x.shape[0], -1), weight.repeat_interleave(per),\n"
-                   "                                           bias.repeat_interleave(per), self.eps).reshape(x.shape)\n"
-                   "        if use_batch:\n            out = BatchNormFunction.apply(rows, weight, bias, self.eps)\n",
+                   "            return training_forward(x.reshape(x.shape[0], -1), weight.repeat_interleave(per),\n"
+                   "                                    bias.repeat_interleave(per), None, None, None, self.momentum,\n"
+                   "                                    self.eps).reshape(x.shape)\n"
+                   "        if use_batch:\n            out = training_forward(",
                    "per_position"),
     Mutant("module_no_bias_argument", "BatchNorm1d", _edit(_edit(MODULE_1D, "device=None, dtype=None, *, bias=True):",
                                                                 "device=None, dtype=None):"),
-                                                          "        if affine and bias:\n", "        if affine:\n"),
+                                                          ", dtype, bias=bias)", ", dtype)"),
            "no_bias_argument", also=("BatchNorm2d",)),
-    _module_mutant("module_bias_kw_ignored", "        if affine and bias:\n", "        if affine:\n", "bias_kw_ignored"),
-    _module_mutant("module_no_eps_check", "        if use_batch and self.eps <= 0:\n", "        if False:\n",
-                   "no_eps_check"),
-    _module_mutant("module2d_no_dim_check", "        if x.dim() != 4:\n            raise", "        if False:\n            raise",
-                   "no_dim_check", piece="BatchNorm2d"),
+    _module_mutant("module2d_no_dim_check", "        return (4,)", "        return (1, 2, 3, 4, 5)", "no_dim_check",
+                   piece="BatchNorm2d"),
     Mutant("module2d_bessel_batch_n", "BatchNorm2d", MODULE_2D + '''
     def forward(self, x):  # running_var with n = N, not N * H * W
-        self._check_input_dim(x)
         rows = x.movedim(1, -1).reshape(-1, self.num_features)
         if self.training and self.track_running_stats and rows.shape[0] > 1:
             saved = self.running_var.clone()
@@ -925,12 +988,12 @@ MUTANTS += [
 ''', "bessel_batch_n"),
     Mutant("module2d_per_pixel", "BatchNorm2d", MODULE_2D + '''
     def forward(self, x):  # in training, every (channel, pixel) normalised over the batch only
-        if not (self.training or not self.track_running_stats) or x.shape[0] < 2:
+        if not (self.training or not self.track_running_stats) or x.shape[0] < 2 or x.dim() != 4:
             return super().forward(x)
         saved = super().forward(x)  # updates the running statistics as usual
         per = x.shape[2] * x.shape[3]
         w = self.weight if self.affine else torch.ones(self.num_features, dtype=x.dtype)
-        b = self.bias if self.affine else torch.zeros(self.num_features, dtype=x.dtype)
+        b = self.bias if self.bias is not None else torch.zeros(self.num_features, dtype=x.dtype)
         flat = x.reshape(x.shape[0], -1)
         return BatchNormFunction.apply(flat, w.repeat_interleave(per), b.repeat_interleave(per), self.eps).reshape(x.shape)
 ''', "per_pixel"),
@@ -960,8 +1023,8 @@ MUTANTS += [
     Mutant("compact_half_variance_term", "batchnorm_backward",
            _def("batchnorm_backward", _edit(COMPACT, " - x_hat * dgamma)", " - x_hat * dgamma / 2)")),
            "the term x_hat * mean(dout * x_hat) of dx"),
-    _module_mutant("module_running_mean_half_step", "add_(m * rows.mean(dim=0))", "add_(m / 2 * rows.mean(dim=0))",
-                   "at step"),
+    _step_mutant("training_running_mean_half_step", "training_forward", "add_(m * rows.mean(dim=0))",
+                 "add_(m / 2 * rows.mean(dim=0))", "at step"),
 ]
 
 

@@ -4,7 +4,7 @@ While a class is graded every student's hidden inputs come from a secret key. Ea
 model solution and correct variants (tests/catalogue.VARIANTS) go through the hidden verdict
 as grading runs it, under KEYS keys per piece shared out among its answers in turn: a smaller
 run of benchmarks/sweep_keys.py, which tries 2,000 keys per piece and answer. The module
-pieces (BatchNorm1d, BatchNorm2d) get SLOW_KEYS. The keys are fixed, so a failure here is
+pieces and the training step (sweep_keys.SLOW) get SLOW_KEYS. The keys are fixed, so a failure here is
 reproducible: `python benchmarks/sweep_keys.py --key HEX piece`. About 80 s on a quiet
 2-core machine.
 """
@@ -17,7 +17,7 @@ from bncourse import timing, verdicts
 from bncourse.cases import Case
 
 KEYS = 100
-SLOW_KEYS = 40  # for sweep_keys.SLOW, the module pieces (~0.4 s a key where the others take 0.01-0.2 s)
+SLOW_KEYS = 40  # for sweep_keys.SLOW, the module pieces and the training step (~0.4 s a key; others 0.01-0.2 s)
 
 
 @pytest.mark.parametrize("piece", sweep_keys.PIECES)

@@ -22,6 +22,7 @@ CHECKED = {  # lessons whose every measured-looking number is marked or printed
     "01_batch_statistics",
     "02_normalise_and_scale",
     "04_running_statistics",
+    "05_batchnorm_module",
     "06_why_batchnorm_works",
     "07_placement_and_alternatives",
 }

@@ -1,10 +1,27 @@
-"""Lesson 05: BatchNorm as PyTorch builds it: an autograd.Function, then drop-in BatchNorm1d and
-BatchNorm2d modules judged against torch's own over train/eval steps, configurations,
-state_dict round trips and bad inputs."""
+"""Lesson 05: BatchNorm as PyTorch builds it: an autograd.Function, the module's four steps
+(parameters and buffers, the training forward with the running statistics, the eval forward, the
+input errors), each judged on its own, then drop-in BatchNorm1d and BatchNorm2d modules built from
+them, judged against torch's own over train/eval steps, configurations, state_dict round trips and
+bad inputs (with torch's versions of the steps in place of the learner's)."""
 import numpy as np
 
 from bncourse import oracle
-from bncourse.adapters import adapt_function, adapt_module, decode_text, is_text, torch_function
+from bncourse.adapters import (
+    STEP_OUTPUTS,
+    adapt_eval,
+    adapt_function,
+    adapt_input_check,
+    adapt_module,
+    adapt_parameters,
+    adapt_training,
+    decode_text,
+    is_text,
+    torch_eval_forward,
+    torch_function,
+    torch_input_check,
+    torch_parameters,
+    torch_training_forward,
+)
 from bncourse.cases import Case, kw, make_batch, params
 from bncourse.pieces.lesson02 import forward_allowed
 from bncourse.pieces.lesson03 import backward_allowed, dx_terms, forward_cache, name_the_term
@@ -187,22 +204,23 @@ def _unrows(a, shape, steps=False):
     return np.moveaxis(np.asarray(a).reshape(lead + (n,) + spatial + (c,)), -1, len(lead) + 1)
 
 
-def _judge_module(piece, out, exact, case):
-    torch_name = f"torch.nn.{piece}"
-    if not isinstance(out, dict) or any(k not in out for k in MODULE_OUTPUTS):
+def _judge_module(piece, out, exact, case, keys=MODULE_OUTPUTS, torch_name=None, yours="your module's",
+                  allowed=None):
+    torch_name = torch_name or f"torch.nn.{piece}"
+    if not isinstance(out, dict) or any(k not in out for k in keys):
         raise Failure(f"{piece}'s answers are incomplete; got {describe(out)}", case, "type")
     exact_all = {k: v if is_text(v) else f64(v) for k, v in exact.items()}
-    for name in MODULE_OUTPUTS:
+    for name in keys:
         got, want = out[name], exact[name]
         if is_text(got) or is_text(want):
             mine = decode_text(got) if is_text(got) else "a result"
             theirs = decode_text(want) if is_text(want) else "a result"
             if mine != theirs:
                 what = {"layout": "parameters and buffers", "errors": "errors for bad input"}.get(name, name)
-                raise Failure(f"your module's {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
+                raise Failure(f"{yours} {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
                               f"  torch's: {theirs}", case, name)
             continue
-        compare(name, got, want, _module_allowed(case, f64(want), name, exact_all), case,
+        compare(name, got, want, (allowed or _module_allowed)(case, f64(want), name, exact_all), case,
                 lambda index, got, exact, name=name: _module_explain(case, name, index))
 
 
@@ -222,7 +240,7 @@ def _module_spec(piece, dims):
                 f"Lesson 05: the module against torch.nn.{piece} over train/eval steps, configurations, "
                 "state_dict round trips and bad inputs.",
                 make_case=make_case, allowed=_module_allowed, oracle=getattr(oracle, piece),
-                oracle_name=f"torch.nn.{piece}", verdict=verdict, adapter=adapter, parts=("BatchNormFunction",),
+                oracle_name=f"torch.nn.{piece}", verdict=verdict, adapter=adapter, parts=("BatchNormFunction",) + PARTS,
                 native=_native_module(piece),
                 visible_count=8, covers=f"{dims} over train/eval steps; affine and tracking on/off; momentum "
                 "0.1, 0.5 and None; bias=False; float32 and float64; an empty batch; outputs, gradients, "
@@ -247,6 +265,164 @@ def _native_module(piece):
     return native
 
 
+# ---------------------------------------------------------------- the module's steps
+
+PARTS = ("make_parameters_and_buffers", "training_forward", "eval_forward", "check_input")
+
+
+def _step_config(i):
+    """The module's configurations, as the module's cases draw them."""
+    return {"affine": (i // 2) % 2 == 0, "track_running_stats": (i // 4) % 3 != 2}
+
+
+def _parameters_case(rng, x, label, i):
+    config = _step_config(i)
+    if config["affine"] and i % 5 == 4:
+        config["bias"] = False
+    c = x.shape[1]
+    return Case(f"make_parameters_and_buffers(module, {c}{kw(config)}, dtype={np.dtype(x.dtype).name})",
+                (np.zeros((1, c), x.dtype),), config)
+
+
+def _exact(case, exact, what, exact_all=None):
+    return 0.0
+
+
+def _judge_parameters(out, exact, case):
+    _judge_module("make_parameters_and_buffers", out, exact, case, ("layout", "initial weight and bias"),
+                  "torch.nn.BatchNorm1d", "the module's", allowed=_exact)
+
+
+def _training_case(rng, x, label, i):
+    """MODULE_STEPS training batches of shape (M, C), as the module's rows: momentum 0.1, 0.5 and
+    None, tracking on and off, float32 and float64 with offsets, an empty batch."""
+    dtype = x.dtype
+    typical = float(np.median(np.abs(x)))
+    offset = 1e4 if typical > 3000 else 1e3 if typical > 100 else 0.0
+    m = 0 if i == 5 else max(x.shape[0] % 9, 2) * (1 + 2 * (i % 2))
+    c = int(rng.integers(1, 6))
+    config = {"momentum": [0.1, 0.5, None][i % 3], "track_running_stats": (i // 4) % 3 != 2}
+    if i % 5 == 3:
+        config["eps"] = 1e-3
+    rows = make_batch(rng, MODULE_STEPS * m, c, dtype, offset, constant_cols=int(i % 7 == 0 and c > 1))
+    xs = rows.reshape(MODULE_STEPS, m, c)
+    douts = rng.standard_normal(xs.shape).astype(dtype)
+    weight, bias = params(rng, c, dtype) if i % 4 != 1 else (np.ones(c, dtype), np.zeros(c, dtype))
+    label = (f"training_forward over {MODULE_STEPS} {np.dtype(dtype).name} batches of shape {(m, c)}"
+             + (f" offset by ~{offset:g}" if offset else "") + kw(config)
+             + ("" if config["track_running_stats"] else " (running statistics None: not tracking)"))
+    return Case(label, (xs, np.ones(MODULE_STEPS, bool), douts, weight, bias, {}), config)
+
+
+def _judge_training(out, exact, case):
+    _judge_module("training_forward", out, exact, case, STEP_OUTPUTS, "torch.nn.functional.batch_norm",
+                  "your training_forward's")
+
+
+def _eval_case(rng, x, label, i):
+    n, d = x.shape
+    gamma, beta = params(rng, d, x.dtype)
+    spread = np.abs(x).max(initial=1.0)
+    mean = (x.mean(axis=0) + rng.normal(0, 0.3, d) * (x.std(axis=0) + 1)).astype(x.dtype)
+    var = ((x.var(axis=0) + 0.1) * rng.uniform(0.5, 2.0, d)).astype(x.dtype)
+    if i % 4 == 2:  # statistics far from this batch's own
+        mean = (mean + rng.normal(0, 1, d) * spread / 10).astype(x.dtype)
+    dout = rng.standard_normal((n, d)).astype(x.dtype)
+    kwargs = {"eps": [1e-5, 1e-3][i % 2]} if i % 3 else {}
+    return Case(label + ", given running statistics, random dout" + kw(kwargs),
+                (x, gamma, beta, mean, var, dout), kwargs)
+
+
+def _eval_allowed(case, exact, what, exact_all=None):
+    """Each operation rounds once: x - mean (or x * scale - mean * scale, folded), sqrt, the
+    division, the product with gamma, + beta; a gradient's sum over M rows adds M - 1 roundings."""
+    unit = UNIT[np.dtype(case.dtype)]
+    x, gamma, beta, mean, var, dout = (f64(a) for a in case.args)
+    inv_std = 1 / np.sqrt(var + case.kwargs.get("eps", 1e-5))
+    spread = (np.abs(x) + np.abs(mean)) * inv_std  # what x_hat's rounding scales with
+    m = max(x.shape[0] - 1, 1)
+    if what == "y":
+        return unit * (np.abs(exact) + 4 * np.abs(gamma) * spread + np.abs(beta))
+    if what == "dx":
+        return unit * (np.abs(exact) + 4 * np.abs(gamma * dout) * inv_std)
+    if what == "dweight":
+        return unit * (np.abs(exact) + (m + 4) * (np.abs(dout) * spread).sum(axis=0))
+    return unit * (np.abs(exact) + m * np.abs(dout).sum(axis=0))  # dbias
+
+
+def _input_case(rng, x, label, i):
+    c = x.shape[1]
+    dims = [(2, 3), (4,)][i % 2]
+    return Case(f"check_input on the inputs a BatchNorm{1 + (dims == (4,))}d({c}) meets (dims={dims})",
+                (np.zeros((1, c), x.dtype), np.array(dims)), {})
+
+
+def _judge_input(out, exact, case):
+    if not is_text(out):
+        raise Failure(f"check_input's answers are incomplete; got {describe(out)}", case, "type")
+    mine, theirs = decode_text(out).split("; "), decode_text(exact).split("; ")
+    wrong = [f"  {a.rsplit(': ', 1)[0]}: yours {a.rsplit(': ', 1)[-1]}, torch's {b.rsplit(': ', 1)[-1]}"
+             for a, b in zip(mine, theirs) if a != b]
+    if wrong or len(mine) != len(theirs):
+        raise Failure("check_input refuses other inputs than torch's BatchNorm does (ValueError, or no error):\n"
+                      + "\n".join(wrong[:4]), case, "errors")
+
+
+STEP_SPECS = [
+    Spec("make_parameters_and_buffers", LESSON,
+         "make_parameters_and_buffers(module, num_features, affine=True, track_running_stats=True, device=None, "
+         "dtype=None, bias=True)",
+         "Lesson 05: the parameters and buffers registered on a module, against torch.nn.BatchNorm1d's.",
+         make_case=_parameters_case, allowed=_exact, oracle=oracle.make_parameters_and_buffers,
+         verdict=_judge_parameters, adapter=adapt_parameters, trusted=torch_parameters, visible_count=8,
+         covers="1 to 5 channels; float32 and float64; affine and tracking on/off; bias=False: names, shapes, "
+                "dtypes, parameters or buffers or None, state_dict keys, initial values"),
+    Spec("training_forward", LESSON,
+         "training_forward(rows, weight, bias, running_mean, running_var, num_batches_tracked, momentum=0.1, "
+         "eps=1e-05)",
+         "Lesson 05: the training forward over several batches (output, gradients, running statistics, count), "
+         "against F.batch_norm.",
+         make_case=_training_case, allowed=_module_allowed, oracle=oracle.training_forward,
+         oracle_name="torch.nn.functional.batch_norm", verdict=_judge_training, adapter=adapt_training,
+         parts=("BatchNormFunction",), trusted=torch_training_forward,
+         explain=lambda what, index, got, exact, case: _module_explain(case, what, index),
+         native=lambda *a, **k: _native_step(adapt_training, "training", *a, **k), visible_count=8,
+         covers="4 batches of (M, C) rows; momentum 0.1, 0.5 and None; running statistics None (not tracking); "
+                "float32 and float64 with offsets; an empty batch; y, dx, dweight, dbias, running_mean, "
+                "running_var, num_batches_tracked after each batch"),
+    Spec("eval_forward", LESSON, "eval_forward(rows, weight, bias, running_mean, running_var, eps=1e-05)",
+         "Lesson 05: the eval-mode output and gradients with given running statistics, against "
+         "F.batch_norm(training=False).",
+         make_case=_eval_case, allowed=_eval_allowed, oracle=oracle.eval_forward,
+         oracle_name="torch.nn.functional.batch_norm", outputs=FUNCTION_OUTPUTS, adapter=adapt_eval,
+         trusted=torch_eval_forward, native=lambda *a, **k: _native_step(adapt_eval, "eval", *a, **k),
+         covers="(M, C) rows with running statistics near and far from the batch's own; float32 and float64, "
+                "offsets up to 1e4; random dy; y, dx, dweight, dbias; running statistics left as they were"),
+    Spec("check_input", LESSON, "check_input(x, dims, use_batch_statistics, eps=1e-05)",
+         "Lesson 05: which inputs are refused with ValueError, against torch's BatchNorm1d and BatchNorm2d.",
+         make_case=_input_case, allowed=_exact, oracle=oracle.check_input, oracle_name="torch.nn.BatchNorm1d/2d",
+         verdict=_judge_input, adapter=adapt_input_check, trusted=torch_input_check, visible_count=2,
+         covers="dims (2, 3) and (4,): wrong numbers of dimensions, one value per channel in training and "
+                "eval, one example with several values, an empty batch, eps 0, negative and positive"),
+]
+
+
+def _native_step(adapter, kind, *args, **kwargs):
+    """F.batch_norm in the input's dtype, as the step is judged (benchmarks/calibrate_tolerances.py)."""
+    import torch.nn.functional as F
+
+    def training(rows, weight, bias, running_mean, running_var, num_batches_tracked, momentum=0.1, eps=1e-5):
+        factor = 0.0
+        if num_batches_tracked is not None:
+            num_batches_tracked.add_(1)
+            factor = 1.0 / float(num_batches_tracked) if momentum is None else momentum
+        return F.batch_norm(rows, running_mean, running_var, weight, bias, training=True, momentum=factor, eps=eps)
+
+    def evaluation(rows, weight, bias, running_mean, running_var, eps=1e-5):
+        return F.batch_norm(rows, running_mean, running_var, weight, bias, training=False, eps=eps)
+    return adapter(training if kind == "training" else evaluation)(*args, **kwargs)
+
+
 SPECS = [
     Spec("BatchNormFunction", LESSON, "class BatchNormFunction(torch.autograd.Function)",
          "Lesson 05: the autograd.Function's output and gradients, compared with torch.autograd.",
@@ -258,6 +434,7 @@ SPECS = [
          covers="(M, C) inputs of shapes (4, 3), (2, 1), (7, 1), (64, 8), ...; float32 and float64, features "
                 "offset by up to 1e3 in float32 and 1e4 in float64; random dy; outputs and the three gradients",
          native=_native_function),
+    *STEP_SPECS,
     _module_spec("BatchNorm1d", "(N, C) and (N, C, L) inputs"),
     _module_spec("BatchNorm2d", "(N, C, H, W) inputs from 1x1 to 16x16"),
 ]
