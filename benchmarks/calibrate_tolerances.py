@@ -56,9 +56,10 @@ def main(seeds=20, chosen=PIECES):
             if piece not in (VARIANTS[name] if name in VARIANTS else ns):
                 continue  # (ns may hold other variants' pieces, copied in for a PARTS piece)
             fn = ns[piece]
-            if pieces.spec(piece).parts and name != NATIVE and hasattr(fn, "__globals__"):
+            if pieces.spec(piece).parts and name != NATIVE:
                 base = dict(answers["in_place"]) | ns  # the pieces it calls, if the variant lacks them
-                fn.__globals__.update({k: v for k, v in base.items() if callable(v)})
+                # (a function's globals; a class's methods look up their pieces in ns, where it was defined)
+                getattr(fn, "__globals__", ns).update({k: v for k, v in base.items() if callable(v)})
             ratio = worst_ratio(piece, fn, cases, learner=name != NATIVE, namespace=ns)
             print(f"  correct  {name:24s} worst error/allowed = {ratio:9.3g}")
         for m in (m for m in MUTANTS if m.piece == piece):
