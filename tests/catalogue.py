@@ -1028,6 +1028,19 @@ MUTANTS += [
 ]
 
 
+# lesson 05's step mutants, graded together in the real pipeline (tests/test_lesson05_steps.py: each
+# row in one notebook, at most one mistake per piece; the training step and the modules, judged with
+# torch's versions of the parts they call, keep their points); test_grading leaves them to it
+STEP_ROWS = [
+    ["function_no_mean_term", "params_float_count", "eval_batch_statistics", "check_no_eps_check"],
+    ["params_buffers_as_parameters", "training_not_counted", "eval_eps_outside_sqrt", "check_no_single_value_error"],
+    ["params_weight_init_zero", "training_count_not_in_place", "check_single_example"],
+    ["params_affine_false", "training_momentum_none_as_01", "check_single_value_in_eval"],
+    ["params_bias_kw_ignored", "training_biased_running_var"],
+    ["params_plain_attribute", "training_old_weight"],
+]
+STEP_MUTANTS = [[next(m for m in MUTANTS if m.name == name) for name in row] for row in STEP_ROWS]
+
 def compile_piece(source, namespace=None):
     """Define the function in `source` in a namespace that has numpy (as a notebook has)."""
     import numpy as np

@@ -12,12 +12,13 @@ import pytest
 from autograder import grading, submissions
 from autograder.settings import REPO
 from bncourse.misconceptions import CATALOGUE
-from tests.catalogue import LESSON_OF, MUTANTS, NODE_MUTANTS, VARIANTS
+from tests.catalogue import LESSON_OF, MUTANTS, NODE_MUTANTS, STEP_MUTANTS, VARIANTS
 
 LESSONS = submissions.lessons()
 # (a piece's judge may land before its lesson; lesson 03's node mutants are graded all in one
-# notebook, by tests/test_node_grading.py)
-MUTANTS = [m for m in MUTANTS if m.lesson in LESSONS and m not in sum(NODE_MUTANTS, [])]
+# notebook, by tests/test_node_grading.py, lesson 05's step mutants a few per notebook, by
+# tests/test_lesson05_steps.py)
+MUTANTS = [m for m in MUTANTS if m.lesson in LESSONS and m not in sum(NODE_MUTANTS, []) + sum(STEP_MUTANTS, [])]
 FIRST = LESSON_OF["batch_mean"]  # the lesson the edge-case submissions (warnings, runaway...) answer
 CELL_TIMEOUT = 15  # seconds; the runaway submission below must hit it (others take < 3 s)
 

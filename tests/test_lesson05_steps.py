@@ -1,18 +1,20 @@
 """Lesson 05's module is graded in steps: a mistake in one step costs that step's points and no
-others. One notebook carries a mistake in BatchNormFunction and in three of the module's four
-steps at once, through the real nbgrader pipeline; the training step (which calls the wrong
-BatchNormFunction) and the two modules (built from all the wrong steps) keep their points, as
-they are judged with torch's versions of the parts they call."""
+others. Each row of tests/catalogue.STEP_MUTANTS is one notebook carrying a mistake in several
+pieces at once (BatchNormFunction and the module's steps), graded through the real nbgrader
+pipeline: exactly those pieces lose their points, each named; the pieces built on them (the
+training step on BatchNormFunction, the modules on all four steps) keep theirs, as they are
+judged with torch's versions of the parts they call. The six notebooks are graded in one run."""
 import nbformat
+import pytest
 
 from autograder import grading, submissions
 from autograder.settings import REPO
 from bncourse import pieces
 from bncourse.misconceptions import CATALOGUE
-from tests.catalogue import MUTANTS
+from tests.catalogue import STEP_MUTANTS
 
 LESSON = "05_batchnorm_module"
-WRONG = ["function_no_mean_term", "params_float_count", "eval_batch_statistics", "check_no_eps_check"]
+STEPS = ("make_parameters_and_buffers", "training_forward", "eval_forward", "check_input")
 
 
 def _points():
@@ -24,18 +26,27 @@ def _points():
 def test_the_steps_are_graded_pieces_with_their_own_points():
     points = _points()
     assert set(points) == {s.name for s in pieces.of_lesson(LESSON)}
-    steps = ("make_parameters_and_buffers", "training_forward", "eval_forward", "check_input")
-    assert all(points[s] > 0 for s in steps)
+    assert all(points[s] > 0 for s in STEPS)
     for module in ("BatchNorm1d", "BatchNorm2d"):
-        assert set(steps) <= set(pieces.spec(module).parts)
+        assert set(STEPS) <= set(pieces.spec(module).parts)
+    graded = {m.piece for row in STEP_MUTANTS for m in row}
+    assert set(STEPS) <= graded  # every step has mistakes graded here
 
 
-def test_a_wrong_step_loses_exactly_its_points(tmp_path):
-    mutants = [next(m for m in MUTANTS if m.name == name) for name in WRONG]
-    assert len({m.piece for m in mutants}) == len(mutants) and not any(m.also for m in mutants)
-    nb = submissions.filled_notebook(LESSON, {m.piece: m.source for m in mutants})
-    submissions.write(nb, tmp_path / "inbox" / "learner" / LESSON / f"{LESSON}.ipynb")
-    row, = grading.grade(tmp_path / "inbox", tmp_path / "work", progress=False)
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    inbox = tmp_path_factory.mktemp("inbox")
+    for i, row in enumerate(STEP_MUTANTS):
+        assert len({m.piece for m in row}) == len(row) and not any(m.also for m in row)
+        nb = submissions.filled_notebook(LESSON, {m.piece: m.source for m in row})
+        submissions.write(nb, inbox / f"row{i}" / LESSON / f"{LESSON}.ipynb")
+    rows = grading.grade(inbox, tmp_path_factory.mktemp("work"), progress=False)
+    return {r.student: r for r in rows}
+
+
+@pytest.mark.parametrize("i", range(len(STEP_MUTANTS)))
+def test_a_wrong_step_loses_exactly_its_points(graded, i):
+    mutants, row = STEP_MUTANTS[i], graded[f"row{i}"]
     points = _points()
     assert row.max_score == sum(points.values())
     assert row.score == row.max_score - sum(points[m.piece] for m in mutants), row.failed_tests
