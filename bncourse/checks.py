@@ -8,6 +8,8 @@ mistake.
 There is one `check_<piece>` for every graded piece in bncourse.pieces; its docstring is the
 piece's summary there.
 """
+import inspect
+
 from bncourse import judge, pieces
 from bncourse.misconceptions import diagnose
 
@@ -41,10 +43,25 @@ def explain(piece, fn, failure):
     return "\n".join(lines)
 
 
+def namespace_of(fn):
+    """Where fn looks up the earlier pieces it calls: a function's globals (the notebook's, for
+    a function defined there); for a class, its methods' globals."""
+    if isinstance(fn, type):
+        for cls in fn.__mro__:
+            for member in vars(cls).values():
+                if inspect.isfunction(member):
+                    return member.__globals__
+        return None
+    return getattr(fn, "__globals__", None)
+
+
 def run_checks(piece, fn, raise_on_failure=False, namespace=None):
-    """namespace: the notebook's globals(), for a piece built from earlier pieces. It is then
-    judged with torch's versions of those pieces, so it passes when it assembles them right."""
+    """For a piece built from earlier pieces, those are looked up where fn looks them up
+    (namespace_of(fn), or `namespace` when given) and swapped for torch's while it is judged, so
+    it passes when it assembles them right."""
     spec = pieces.spec(piece)
+    if namespace is None and spec.parts:
+        namespace = namespace_of(fn)
     cases = judge.make_cases(piece, seed=VISIBLE_SEED, count=spec.visible_count)
     fn = judge.pure(piece, fn)
     expected = judge.oracle_of(piece)
@@ -70,15 +87,11 @@ def run_checks(piece, fn, raise_on_failure=False, namespace=None):
 
 def _check(piece):
     spec = pieces.spec(piece)
-    if spec.parts:
-        def check(fn, raise_on_failure=False, namespace=None):
-            return run_checks(piece, fn, raise_on_failure, namespace=namespace)
-        extra = (" Pass namespace=globals() to judge it on its own (with torch's versions of the "
-                 f"pieces it calls: {', '.join(spec.parts)}).")
-    else:
-        def check(fn, raise_on_failure=False):
-            return run_checks(piece, fn, raise_on_failure)
-        extra = ""
+
+    def check(fn, raise_on_failure=False):
+        return run_checks(piece, fn, raise_on_failure)
+    extra = (f" Judged on its own: the pieces it calls ({', '.join(spec.parts)}) are torch's while it "
+             "is checked." if spec.parts else "")
     check.__name__ = check.__qualname__ = f"check_{piece}"
     check.__doc__ = spec.summary + extra
     return check
