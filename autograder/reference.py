@@ -115,7 +115,7 @@ def numerical_gradient(f, x, dout, h=1e-5):
 
 
 def update_running_stats(running_mean, running_var, batch_mean, batch_var, momentum=0.9):
-    """The seed's convention: momentum weighs the old value."""
+    """This course's first convention: momentum (rho) weighs the old value."""
     return (momentum * _f64(running_mean) + (1 - momentum) * _f64(batch_mean),
             momentum * _f64(running_var) + (1 - momentum) * _f64(batch_var))
 

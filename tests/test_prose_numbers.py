@@ -21,6 +21,7 @@ CHECKED = {  # lessons whose every measured-looking number is marked or printed
     "00_internal_covariate_shift",
     "01_batch_statistics",
     "02_normalise_and_scale",
+    "03_backward",
     "04_running_statistics",
     "05_batchnorm_module",
     "06_why_batchnorm_works",
