@@ -1,21 +1,31 @@
 """Every number the lessons state as a fact agrees with the code (tools/prose_numbers.py).
 
-Markers (`NUMBER<!--= EXPR -->`) are evaluated with `result(name)`, the experiments' return
+Markers (`NUMBER<!--= EXPR -->`) are evaluated with NAMESPACE: `result(name)`, the experiments' return
 values (tests/experiment_runs.py, shared with tests/test_experiments.py, so no experiment runs
 twice). Lessons in CHECKED may state no measured-looking number without a marker, unless their
 code cells contain it literally (an input such as a learning rate)."""
+import inspect
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from bncourse import covariate_shift, data, experiments, plots, why_it_works
 from tests.experiment_runs import result
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 import prose_numbers  # noqa: E402
 
+
+def default(fn, name):
+    """The default value of fn's argument `name` (a study's learning rate, a check's target)."""
+    return inspect.signature(fn).parameters[name].default
+
+
+NAMESPACE = {"result": result, "default": default, "data": data, "plots": plots,
+             "covariate_shift": covariate_shift, "why_it_works": why_it_works, "experiments": experiments}
 LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
 CHECKED = {  # lessons whose every measured-looking number is marked or printed
     "00_internal_covariate_shift",
@@ -38,7 +48,7 @@ def markdown_and_code(lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_every_marked_number_is_what_the_code_gives(lesson):
     cells, _ = markdown_and_code(lesson)
-    wrong = [prose_numbers.check(c, {"result": result}) for text in cells for c in prose_numbers.claims(text)]
+    wrong = [prose_numbers.check(c, NAMESPACE) for text in cells for c in prose_numbers.claims(text)]
     wrong = [str(c) for c in wrong if c.error]
     assert not wrong, f"{lesson}: numbers in the text that the code does not give:\n" + "\n".join(wrong)
 

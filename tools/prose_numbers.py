@@ -9,9 +9,11 @@ rendered notebook:
     within 5<!--= worst_ratio_percent ~ 20% --> %
 
 `EXPR` is a Python expression evaluated with `np`, `math`, `torch` and whatever the caller puts in
-the namespace (the tests give `result(name)`: an experiment's return value, see
-tests/experiment_runs.py). ` ~ TOL` is an absolute tolerance, ` ~ P%` a relative one; without it
-the value must round to the number as written (|value - shown| <= half a unit of its last digit).
+the namespace (tests/test_prose_numbers.NAMESPACE: `result(name)`, an experiment's return value,
+see tests/experiment_runs.py; `default(fn, "arg")`, an argument's default; the modules `data`,
+`plots`, `covariate_shift`, `why_it_works`, `experiments`). ` ~ TOL` is an absolute tolerance,
+` ~ P%` a relative one; without it the value must round to the number as written
+(|value - shown| <= half a unit of its last digit).
 
 `unmarked(text, code)` lists the numbers a reader would take for measurements (decimals,
 percentages, "N times", "N×") that carry no marker: numbers inside code spans, LaTeX, links and
