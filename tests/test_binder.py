@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import textwrap
 import time
 import tomllib
@@ -31,6 +30,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from autograder.settings import REPO
+from tests.fresh_env import clean_env, fresh_venv
 
 spec = importlib.util.spec_from_file_location("public_url", REPO / "tools" / "public_url.py")
 public_url = importlib.util.module_from_spec(spec)
@@ -40,12 +40,6 @@ URL = public_url.public_url()
 LESSONS = [p.parent.name for p in public_url.lesson_notebooks(REPO, "course")]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 STOP_LINE = "NeedsTheCoursePackage: bncourse is not installed: run the command printed above"
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "JUPYTER", "CONDA"))}
-    return {**env, "MPLBACKEND": "Agg", **extra}
 
 
 # ------------------------------------------------------------------ one public address
@@ -150,11 +144,7 @@ def without_bncourse(tmp_path_factory):
     one .pth line: a path line, so the editable install's own .pth there is never processed."""
     root = tmp_path_factory.mktemp("nobncourse")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=clean_env())
-    python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    Path(site, "zz-course-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = fresh_venv(venv)
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
     gone = subprocess.run([str(python), "-c", "import bncourse"], cwd=elsewhere, env=clean_env(),

@@ -10,11 +10,9 @@ project environment's site-packages importable *after* the fresh environment's o
 `python -c` and lesson 00's cells up to its data cell (run by nbclient in a kernel of the fresh
 environment) then load the digits from a working directory that is neither.
 """
-import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -23,17 +21,11 @@ import nbformat
 import pytest
 
 from autograder.settings import REPO
+from tests.fresh_env import clean_env, fresh_venv
 
 pytestmark = pytest.mark.install
 
 LESSON = "00_internal_covariate_shift"
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "JUPYTER"))}
-    env["MPLBACKEND"] = "Agg"
-    return env
 
 
 def source_tree(dest):
@@ -65,11 +57,8 @@ def installed(tmp_path_factory):
                str(src)])
     (wheel,) = (root / "wheels").glob("bncourse-*.whl")
     venv = root / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])  # no system site packages
-    python = venv / "bin" / "python"
+    python = fresh_venv(venv)
     run(pip + ["--python", str(python), "install", "--no-index", "--no-deps", "--quiet", str(wheel)])
-    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
-    (site / "zz-course-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
     print(f"fresh environment with the wheel in {time.perf_counter() - start:.1f} s")

@@ -24,7 +24,6 @@ import os
 import re
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import pytest
 
 from autograder import reference
 from autograder.settings import REPO
+from tests.fresh_env import clean_env, fresh_venv
 
 pytestmark = pytest.mark.install
 
@@ -42,11 +42,6 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 GRADING_MODULES = {"answers.py", "runner.py"}  # bncourse's grading-only modules
 # reference helpers that answer nothing (bncourse.rounding.f64 is the same conversion)
 NOT_ANSWERS = {"_f64": "np.asarray(a, dtype=np.float64)"}
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "JUPYTER"))}
-    return {**env, "MPLBACKEND": "Agg", **extra}
 
 
 def run(args, ok=True, **kwargs):
@@ -269,11 +264,7 @@ def installed(edition, tmp_path_factory):
     """The edition's `make install` into a fresh .venv (dependencies through one .pth line)."""
     start = time.perf_counter()
     venv = edition / ".venv"
-    run([sys.executable, "-m", "venv", "--without-pip", venv])  # no system site packages
-    python = venv / "bin" / "python"
-    site = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
-    # torch, numpy, jupyter and pip itself, after the fresh environment's own site-packages
-    (site / "zz-course-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = fresh_venv(venv)
     env = clean_env(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0",
                     PIP_DISABLE_PIP_VERSION_CHECK="1")
     out = run(["make", "-C", edition, "install"], env=env)
