@@ -364,7 +364,7 @@ return scale_and_shift(normalise(x, mean, var, eps), gamma, beta)"""), "updates_
 ]
 
 # Lesson 03's nodes: each one's local derivative, one small piece per node. Two wrong ones per node,
-# graded together in the real pipeline (tests/test_node_grading.py: NODE_MUTANTS[k] for every node in
+# graded together in the real pipeline (tests/test_grading.py: NODE_MUTANTS[k] for every node in
 # one notebook); each must lose exactly its node's points.
 NODE = {  # the correct body of each node's backward
     "scale_shift_backward": "return dy * gamma, (dy * x_hat).sum(axis=0), dy.sum(axis=0)",
@@ -1028,9 +1028,9 @@ MUTANTS += [
 ]
 
 
-# lesson 05's step mutants, graded together in the real pipeline (tests/test_lesson05_steps.py: each
+# lesson 05's step mutants, graded together in the real pipeline (tests/test_grading.py: each
 # row in one notebook, at most one mistake per piece; the training step and the modules, judged with
-# torch's versions of the parts they call, keep their points); test_grading leaves them to it
+# torch's versions of the parts they call, keep their points)
 STEP_ROWS = [
     ["function_no_mean_term", "params_float_count", "eval_batch_statistics", "check_no_eps_check"],
     ["params_buffers_as_parameters", "training_not_counted", "eval_eps_outside_sqrt", "check_no_single_value_error"],

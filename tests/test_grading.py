@@ -1,5 +1,8 @@
 """The real nbgrader pipeline on real notebooks: one demo-sized class graded once, then
-every expectation about scores, messages and feedback checked against its results."""
+every expectation about scores, messages and feedback checked against its results. Besides
+solutions, untouched releases, correct variants and one mutant per notebook, the class holds
+notebooks with several mistakes at once: lesson 03 with a wrong backward at every node, lesson 05
+with mistakes in several of the module's steps."""
 import html
 import json
 import re
@@ -11,13 +14,13 @@ import pytest
 
 from autograder import grading, submissions
 from autograder.settings import REPO
+from bncourse import pieces
 from bncourse.misconceptions import CATALOGUE
 from tests.catalogue import LESSON_OF, MUTANTS, NODE_MUTANTS, STEP_MUTANTS, VARIANTS
 
 LESSONS = submissions.lessons()
-# (a piece's judge may land before its lesson; lesson 03's node mutants are graded all in one
-# notebook, by tests/test_node_grading.py, lesson 05's step mutants a few per notebook, by
-# tests/test_lesson05_steps.py)
+# (a piece's judge may land before its lesson; lesson 03's node mutants are graded several in one
+# notebook, and lesson 05's step mutants too: see the end of this file)
 MUTANTS = [m for m in MUTANTS if m.lesson in LESSONS and m not in sum(NODE_MUTANTS, []) + sum(STEP_MUTANTS, [])]
 FIRST = LESSON_OF["batch_mean"]  # the lesson the edge-case submissions (warnings, runaway...) answer
 CELL_TIMEOUT = 15  # seconds; the runaway submission below must hit it (others take < 3 s)
@@ -60,6 +63,11 @@ def graded(tmp_path_factory):
                 hand_in(inbox, f"variant_{name}", lesson, mine)
     for m in MUTANTS:
         hand_in(inbox, f"mutant_{m.name}", m.lesson, {m.piece: m.source})
+    for k, together in enumerate(NODE_MUTANTS):  # a wrong backward at every node at once
+        hand_in(inbox, f"every_node_wrong_{k}", together[0].lesson, {m.piece: m.source for m in together})
+    for i, row in enumerate(STEP_MUTANTS):  # a mistake in several of the module's steps at once
+        assert len({m.piece for m in row}) == len(row) and not any(m.also for m in row)
+        hand_in(inbox, f"steps_wrong_{i}", row[0].lesson, {m.piece: m.source for m in row})
     first = FIRST
     hand_in(inbox, "warnings", first, {"batch_mean": WARNING_MEAN})
     hand_in(inbox, "runaway", first, {"batch_mean": RUNAWAY_MEAN})
@@ -224,3 +232,56 @@ def test_standard_nbgrader_commands_work_from_the_repository(tmp_path):
     exported = (repo / "grades.csv").read_text()  # the course's exporter: score, then per piece
     assert re.search(rf"^ada,{lesson},{full(lesson)},{full(lesson)},0,", exported, re.M), exported
     assert json.loads((repo / "course" / lesson / f"{lesson}.ipynb").read_text())["cells"]
+
+
+# ------------------------------------------------------------------ several mistakes in one notebook
+
+def _loses_exactly(row, mistakes, work):
+    """ROW lost the points of MISTAKES' pieces and no others, each failed test naming its mistake
+    (its message, or what it must contain) in the row's feedback too."""
+    assert row.status == "graded", row.status
+    assert row.max_score == full(row.lesson)
+    assert row.score == row.max_score - sum(points()[m.piece] for m in mistakes), row.failed_tests
+    failed = {t.split(":")[0].removeprefix("test_"): t for t in row.failed_tests}
+    assert set(failed) == {m.piece for m in mistakes}, row.failed_tests
+    text = feedback(work, row.student, row.lesson)
+    for m in mistakes:
+        message = {c.name: c.message for c in CATALOGUE[m.piece]}.get(m.expect, m.expect)
+        assert message in failed[m.piece] and message in text, (m.name, failed[m.piece])
+
+
+def test_every_node_of_lesson_03_is_its_own_piece():
+    nodes = {m.piece for together in NODE_MUTANTS for m in together}
+    assert all({m.piece for m in together} == nodes for together in NODE_MUTANTS)
+    assert len(nodes) == 7 and all(points()[n] > 0 for n in nodes)
+
+
+@pytest.mark.parametrize("k", range(len(NODE_MUTANTS)))
+def test_each_wrong_local_derivative_loses_exactly_its_points(graded, k):
+    """Lesson 03's derivation: a notebook with a wrong backward at every node (the staged backward
+    that chains them stays the solution's) loses each node's point, named, and nothing else:
+    the staged backward is judged with torch's node backwards in place of the learner's."""
+    rows, work = graded
+    together = NODE_MUTANTS[k]
+    _loses_exactly(rows[f"every_node_wrong_{k}", together[0].lesson], together, work)
+
+
+def test_lesson_05s_steps_are_graded_pieces_with_their_own_points():
+    steps = ("make_parameters_and_buffers", "training_forward", "eval_forward", "check_input")
+    lesson = STEP_MUTANTS[0][0].lesson
+    assert {p for p in points() if LESSON_OF[p] == lesson} >= set(steps)
+    assert all(points()[s] > 0 for s in steps)
+    for module in ("BatchNorm1d", "BatchNorm2d"):
+        assert set(steps) <= set(pieces.spec(module).parts)
+    assert set(steps) <= {m.piece for row in STEP_MUTANTS for m in row}  # every step has mistakes here
+
+
+@pytest.mark.parametrize("i", range(len(STEP_MUTANTS)))
+def test_a_wrong_step_loses_exactly_its_points(graded, i):
+    """Lesson 05's module in steps: a notebook with mistakes in several pieces (BatchNormFunction and
+    the steps) loses exactly those pieces' points, each named; the pieces built on them (the
+    training step on BatchNormFunction, the modules on all four steps) keep theirs, as they are
+    judged with torch's versions of the parts they call."""
+    rows, work = graded
+    row = STEP_MUTANTS[i]
+    _loses_exactly(rows[f"steps_wrong_{i}", row[0].lesson], row, work)
