@@ -6,7 +6,7 @@
   - latency of each visible check: goal < 0.5 s;
   - lesson 03: the compact backward's speed over the staged one, (256, 4096) float32, one
     thread: goal >= 3x (median over fresh processes of each one's fastest run);
-  - time to grade the demo class through nbgrader.
+  - time to grade one notebook of each lesson, and the demo class, through nbgrader.
     python benchmarks/bench_lessons.py [--runs 3] [--skip-demo] [--lessons 00_... 05_...]
 """
 import argparse
@@ -66,14 +66,13 @@ def check_latency(runs):
           f"{statistics.median(imports):.2f} s")
     print(f"Visible check latency (median of {runs} after a warm-up; goal < 0.5 s)")
     from bncourse import pieces
-    for name, spec in pieces.REGISTRY.items():
+    for name in pieces.REGISTRY:  # (a piece's earlier steps: found in ns, where it looks them up)
         check = getattr(checks, f"check_{name}")
-        kwargs = {"namespace": ns} if spec.parts else {}
         times = []
         for _ in range(runs + 1):
             start = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
-                assert check(ns[name], **kwargs)
+                assert check(ns[name])
             times.append(time.perf_counter() - start)
         med = statistics.median(times[1:])
         print(f"  check_{name:27s} {med * 1000:7.1f} ms   (first call {times[0] * 1000:.0f} ms)"
@@ -109,6 +108,24 @@ def backward_speed(processes=5):
           f"{med['compact'] / med['torch']:.1f}x faster than compact")
 
 
+def grading_times(lessons, copies=3):
+    """Seconds to grade one notebook of each lesson (model answers), one at a time: COPIES
+    notebooks per lesson in one grading run, its total divided by COPIES (so the run's share of
+    generating the assignment is included)."""
+    print(f"\nGrading one notebook, one at a time ({copies} per lesson in one run; the run's total / {copies})")
+    for lesson in lessons:
+        with tempfile.TemporaryDirectory() as tmp:
+            inbox = Path(tmp) / "inbox"
+            for k in range(copies):
+                nb = submissions.filled_notebook(lesson)
+                submissions.write(nb, inbox / f"student{k}" / lesson / f"{lesson}.ipynb")
+            start = time.perf_counter()
+            rows = grading.grade(inbox, Path(tmp) / "work", progress=False, workers=1)
+            took = time.perf_counter() - start
+        assert all(r.score == r.max_score for r in rows), [r.failed_tests for r in rows]
+        print(f"  {lesson:30s} {took / copies:5.1f} s")
+
+
 def demo_class():
     from autograder.demo import build_class
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,4 +148,5 @@ if __name__ == "__main__":
     check_latency(max(args.runs, 5))
     backward_speed()
     if not args.skip_demo:
+        grading_times(args.lessons)
         demo_class()
