@@ -292,15 +292,14 @@ def _backward_mistakes(where):
         Misconception("direct_path_only", f"{where} dx treats the batch mean and variance as "
                       "constants (dx = gamma * dout / sqrt(var + eps)); they depend on every x in the "
                       "batch, so two more paths carry gradient back to x", like(_out(0))),
-        Misconception("no_mean_term", f"{where} dx drops the term from the batch mean: subtract the "
-                      "mean over the batch of dout (the sum(dx_hat) term) as well", like(_out(0))),
-        Misconception("no_variance_term", f"{where} dx drops the term from the batch variance: "
-                      "subtract x_hat * mean(dout * x_hat) (the x_hat * sum(dx_hat * x_hat) term) as well",
-                      like(_out(0))),
+        Misconception("no_mean_term", f"{where} dx ignores that the batch mean depends on x: follow "
+                      "the path through the mean as well", like(_out(0))),
+        Misconception("no_variance_term", f"{where} dx ignores that the batch variance depends on x: "
+                      "follow the path through the variance as well", like(_out(0))),
         Misconception("n_minus_1", f"{where} dx uses N-1 where the variance's derivative has N: the "
                       "forward pass divides by N (biased variance), so its gradient does too", like(_out(0))),
         Misconception("no_gamma", f"{where} dx is missing the factor gamma: y = gamma * x_hat + beta, "
-                      "so dx_hat = gamma * dout", like(_out(0))),
+                      "so every path from y back to x passes through gamma", like(_out(0))),
         Misconception("ones_not_dout", f"{where} gradients do not depend on dout, as if the upstream "
                       "gradient were all ones (then dx is 0 for every input, which is why a check with "
                       "ones proves nothing): multiply by the dout you are given", like(_out(2))),
@@ -468,10 +467,10 @@ CATALOGUE.update({
         Misconception("squared", "you used the squared norm of the gradient change; use the norm itself", like()),
     ],
     "batch_mean_noise": [
-        Misconception("remainder", "you kept the last, smaller batch; drop the remainder (N // B full "
-                      "batches of B rows)", like()),
+        Misconception("remainder", "you kept the last, smaller batch; drop the remainder (only full "
+                      "batches of N rows)", like()),
         Misconception("unbiased", "you used the unbiased std (ddof=1) of the batch means; use ddof=0", like()),
-        Misconception("theory", "you returned the textbook value std(x) / sqrt(B); measure it: split x into "
+        Misconception("theory", "you returned the textbook value std(x) / sqrt(N); measure it: split x into "
                       "batches and take the std of their means", like()),
         Misconception("max_not_mean", "you took the largest std over the features; average it over them", like()),
     ],

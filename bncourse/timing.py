@@ -22,8 +22,8 @@ from bncourse import tripwire
 def relative_error(a, b):
     """max |a - b|, relative to the largest entry of a or b (0 when both are all zero).
 
-    Around 1e-7 or less means "the same up to rounding" for float64 gradients checked with
-    finite differences; 1e-2 or more means a mistake.
+    For float64 gradients checked with finite differences, 1e-7 or less means "the same up to
+    rounding", 1e-2 or more a mistake; anything in between calls for a closer look.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     scale = max(np.max(np.abs(a)), np.max(np.abs(b)))

@@ -343,7 +343,7 @@ def generalisation_gaps(result):
 
 def check_regularisation(result):
     """ok when the train/validation loss gap is smaller with BatchNorm for every seed and the
-    noise of the batch mean falls with the batch size, close to sigma / sqrt(B)."""
+    noise of the batch mean falls with the batch size N, close to sigma / sqrt(N)."""
     plain, bn = (np.array(g) for g in generalisation_gaps(result))
     predicted = result.sigma / np.sqrt(result.batch_sizes)
     ratio = np.array(result.noise) / predicted
@@ -360,14 +360,14 @@ def check_regularisation(result):
         head + f": {plain.mean():.3f} without, {bn.mean():.3f} with (mean over seeds)",
         f"final training loss {tp:.4f} without, {tb:.4f} with; validation loss {vp:.3f} without, "
         f"{vb:.3f} with", "; ".join(accs),
-        "noise of the batch mean / (sigma / sqrt(B)): " +
-        ", ".join(f"B={b}: {r:.2f}" for b, r in zip(result.batch_sizes, ratio)) +
+        "noise of the batch mean / (sigma / sqrt(N)): " +
+        ", ".join(f"N={b}: {r:.2f}" for b, r in zip(result.batch_sizes, ratio)) +
         ("" if falls else "  (does NOT fall steadily with B)")])
 
 
 def plot_regularisation(result):
     """Figure: left, training and validation loss per epoch (mean over seeds) with and without
-    BatchNorm; right, the noise of the batch mean against the batch size, with sigma / sqrt(B)."""
+    BatchNorm; right, the noise of the batch mean against the batch size N, with sigma / sqrt(N)."""
     fig, (ax0, ax1) = _figure(2, width=4.6, height=3.6)
     for norm, tr, va in zip(result.norms, result.train_loss, result.val_loss):
         colour, _ = STYLE[norm]
@@ -379,10 +379,10 @@ def plot_regularisation(result):
     ax0.legend(fontsize=7)
     b = np.array(result.batch_sizes)
     ax1.loglog(b, result.noise, "o", color=BLUE, label="measured: batch_mean_noise")
-    ax1.loglog(b, result.sigma / np.sqrt(b), "-", color=BLUE, alpha=0.6, label="σ / √B")
+    ax1.loglog(b, result.sigma / np.sqrt(b), "-", color=BLUE, alpha=0.6, label="σ / √N")
     ax1.set_xticks(b, [str(v) for v in b])
     ax1.minorticks_off()
-    ax1.set(title="Noise of the batch mean (first layer)", xlabel="batch size B",
+    ax1.set(title="Noise of the batch mean (first layer)", xlabel="batch size N",
             ylabel="std of the batch mean, over batches")
     ax1.legend(fontsize=8)
     return fig

@@ -27,7 +27,7 @@ def batch():
 def test_the_formulas_tested_here_are_the_sheets():
     for formula in ("μ = (1/N) Σᵢ xᵢ", "σ² = (1/N) Σᵢ (xᵢ − μ)²", "x̂ᵢ = (xᵢ − μ) / s, with s = √(σ² + ε)",
                     "yᵢ = γ ⊙ x̂ᵢ + β", "dβ = Σᵢ dyᵢ", "dγ = Σᵢ dyᵢ ⊙ x̂ᵢ",
-                    "dxᵢ = (γ / (N · s)) ⊙ (N · dyᵢ − Σⱼ dyⱼ − x̂ᵢ ⊙ Σⱼ dyⱼ ⊙ x̂ⱼ)",
+                    "dxᵢ = (γ / (N · s)) ⊙ (N · dyᵢ − Σₗ dyₗ − x̂ᵢ ⊙ Σₗ dyₗ ⊙ x̂ₗ)",
                     "k = γ / √(σ²_run + ε), then W′ = k ⊙ W (row by row) and b′ = k ⊙ (b − μ_run) + β",
                     "μ_run ← ρ · μ_run + (1 − ρ) · μ", "μ_run ← (1 − momentum) · μ_run + momentum · μ"):
         assert formula in SHEET, formula
@@ -142,6 +142,7 @@ def test_the_sheets_render_as_printable_html(tmp_path):
                                                "notation.html", "notation.md"]
     page = (tmp_path / "batchnorm_on_one_page.html").read_text(encoding="utf-8")
     assert page.count("<table>") == 2 and 'href="notation.html"' in page and "@media print" in page
-    assert page.count("<details>") == 1 and "dxᵢ = (γ / (N · s))" in page.split("<details>")[1]  # folded
+    folds = page.split("<details>")[1:]  # the backward (lesson 03) and the folding (lesson 07)
+    assert len(folds) == 2 and "dxᵢ = (γ / (N · s))" in folds[0] and "W′ = k ⊙ W" in folds[1]
     assert not re.search(r"https?://", page)  # nothing fetched when printed offline
     assert "<td>K</td>" in (tmp_path / "notation.html").read_text(encoding="utf-8")
