@@ -83,6 +83,11 @@ def graded(tmp_path_factory):
 TRACEBACK_MARKS = ["most recent call last", "Cell In[", "---->", "hidden.py", "checks.py"]
 
 
+def expected_message(mutant):
+    """What feedback must say for MUTANT: its misconception's message, or the text it expects."""
+    return {c.name: c.message for c in CATALOGUE[mutant.piece]}.get(mutant.expect, mutant.expect)
+
+
 def full(lesson):
     return sum(p for piece, p in points().items() if LESSON_OF[piece] == lesson)
 
@@ -125,7 +130,7 @@ def test_each_mutant_loses_exactly_its_piece_and_is_named(graded, mutant):
     rows, work = graded
     row = rows[f"mutant_{mutant.name}", mutant.lesson]
     assert row.score == row.max_score - sum(points()[p] for p in (mutant.piece,) + mutant.also), row.failed_tests
-    message = {m.name: m.message for m in CATALOGUE[mutant.piece]}.get(mutant.expect, mutant.expect)
+    message = expected_message(mutant)
     assert len(row.failed_tests) == 1 + len(mutant.also), row.failed_tests
     failed = row.failed_tests[0]
     assert failed.startswith(f"test_{mutant.piece}:") and message in failed
@@ -246,7 +251,7 @@ def _loses_exactly(row, mistakes, work):
     assert set(failed) == {m.piece for m in mistakes}, row.failed_tests
     text = feedback(work, row.student, row.lesson)
     for m in mistakes:
-        message = {c.name: c.message for c in CATALOGUE[m.piece]}.get(m.expect, m.expect)
+        message = expected_message(m)
         assert message in failed[m.piece] and message in text, (m.name, failed[m.piece])
 
 
