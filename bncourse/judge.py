@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 
 import numpy as np
 
@@ -184,8 +185,38 @@ def first_failure(piece, fn, cases, expected):
 
 # ---------------------------------------------------------------- grading a piece on its own
 
+def documented_signature(piece):
+    """The inspect.Signature of the piece's documented call (its spec's signature), or None for a
+    class, whose interface is its methods'."""
+    text = spec(piece).signature
+    if text.startswith("class "):
+        return None
+    params = text[text.index("(") + 1:text.rindex(")")]
+    stub = {}
+    exec(f"def stub({params}): pass", {}, stub)  # (the spec's own text: literal defaults only)
+    return inspect.signature(stub["stub"])
+
+
+def called_as_documented(piece, stand_in):
+    """stand_in, callable every way the piece's documented signature may be called (positional,
+    keyword, defaults left out): the call is bound to that signature, as the learner's own
+    function would bind it, and handed on positionally. A wrong call raises TypeError, as it would."""
+    signature = documented_signature(piece)
+    if signature is None:
+        return stand_in
+
+    def part(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return stand_in(*bound.args, **bound.kwargs)
+    part.__name__ = piece
+    part.__signature__ = signature
+    return part
+
+
 def _keep_dtype(trusted, name):
-    """Trusted maths computes in float64; hand back the input's dtype, as a learner's would."""
+    """Trusted maths computes in float64; hand back the dtype of the piece's first input (its
+    first documented argument, however it was passed), as a learner's would."""
     def part(*args, **kwargs):
         dtype = np.asarray(args[0]).dtype
         out = trusted(*args, **kwargs)
@@ -193,9 +224,16 @@ def _keep_dtype(trusted, name):
             return tuple(np.asarray(o).astype(dtype) for o in out)
         return np.asarray(out).astype(dtype)
     part.__name__ = name
-    return part
+    return called_as_documented(name, part)
 
 
+def stand_in(piece):
+    """What takes the learner's `piece` while a later piece that calls it is judged: its trusted
+    version, or torch's answer (its oracle) in the input's dtype; called as the learner's may be."""
+    part = spec(piece)
+    if part.trusted:
+        return called_as_documented(piece, part.trusted())
+    return _keep_dtype(part.oracle, piece)
 
 
 @contextlib.contextmanager
@@ -207,8 +245,7 @@ def trusted_parts(piece, namespace):
     saved = {n: namespace[n] for n in names}
     try:
         for n in names:
-            part = spec(n)
-            namespace[n] = part.trusted() if part.trusted else _keep_dtype(part.oracle, n)
+            namespace[n] = stand_in(n)
         yield
     finally:
         if namespace is not None:
