@@ -632,7 +632,7 @@ def _module_mistakes(piece):
     m = {
         "buffers_as_parameters": _module_inputs(piece),
         "float_count": _module_like(piece, "layout", float_count=True),
-        "affine_false_params": _module_like(piece, "layout", {"affine": False}, affine_false_params=True),
+        "affine_false_params": _module_inputs(piece, {"affine": False}),
         "ignores_tracking": _module_like(piece, "layout", {"track_running_stats": False}, ignores_tracking=True),
         # a new module's weight and bias, as torch's reset_parameters leaves them
         "initial_params": _module_inputs(piece, exact=lambda: np.r_[np.ones(c), np.zeros(c)]),
@@ -642,6 +642,7 @@ def _module_mistakes(piece):
         "eval_batch_stats": _module_like(piece, "y", eval_batch_stats=True),
         "biased_running_var": _module_like(piece, "running_var", biased_running_var=True),
         "var_init_zero": _module_like(piece, "running_var", var_init_zero=True),
+        "stats_in_graph": _module_inputs(piece),
         "eval_ignores_tracking": _module_inputs(piece, {"track_running_stats": False}),
         "reset_keeps_count": _module_like(piece, "after reset_running_stats()", reset_keeps_count=True),
         "no_single_value_error": _module_like(piece, "errors", no_single_value_error=True),
@@ -752,17 +753,21 @@ MISTAKES["make_parameters_and_buffers"] = {
     "buffers_as_parameters": inputs(((np.zeros((1, PROBE_CHANNELS)),), {})),
     "plain_attribute": _plain_attribute("layout"),
     "float_count": _parameters_like("layout", float_count=True),
-    "affine_false_params": _parameters_like("layout", {"affine": False}, affine_false_params=True),
+    "affine_false_params": inputs(((np.zeros((1, PROBE_CHANNELS)),), {"affine": False})),
     "ignores_tracking": _parameters_like("layout", {"track_running_stats": False}, ignores_tracking=True),
     "initial_params": inputs(((np.zeros((1, PROBE_CHANNELS)),), {}),
                              exact=lambda: np.r_[np.ones(PROBE_CHANNELS), np.zeros(PROBE_CHANNELS)]),
     "bias_kw_ignored": _parameters_like("layout", {"bias": False}, bias_kw_ignored=True),
+    # a new module's buffers, as torch's reset_running_stats leaves them
+    "initial_buffers": inputs(((np.zeros((1, PROBE_CHANNELS)),), {}),
+                              exact=lambda: np.r_[np.zeros(PROBE_CHANNELS), np.ones(PROBE_CHANNELS), 0]),
 }
 MISTAKES["training_forward"] = {
     "not_counted": _training_like("num_batches_tracked", not_counted=True),
     "momentum_none_as_01": _training_like("running_mean", {"momentum": None}, momentum_none_as_01=True),
     "biased_running_var": _training_like("running_var", biased=True),
     "momentum_old_weight": _training_like("running_mean", old_weight=True),
+    "stats_in_graph": inputs((_training_args(), {})),
 }
 MISTAKES["eval_forward"] = {
     "eval_batch_stats": _eval_like(batch=True),

@@ -223,9 +223,12 @@ def decode_text(a):
 
 
 def _layout(module):
-    """Names, shapes and dtypes of a module's parameters and buffers, and its state_dict keys."""
+    """Names, shapes, dtypes (and requires_grad, grad_fn where set) of a module's parameters and
+    buffers, and its state_dict keys."""
     def listing(pairs):
-        return ", ".join(sorted(f"{n} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}" for n, v in pairs))
+        return ", ".join(sorted(f"{n} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}"
+                                + " requires_grad" * v.requires_grad + " grad_fn" * (v.grad_fn is not None)
+                                for n, v in pairs))
     none = [n for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
             if n in module._parameters and module._parameters[n] is None
             or n in module._buffers and module._buffers[n] is None]
@@ -264,6 +267,30 @@ def _errors(piece, build, c, dtype):
     return "; ".join(found)
 
 
+def tensor_state(name, t, kind, dtype):
+    """What a step may get wrong about a tensor it keeps, besides its values: whether it is a
+    parameter or a buffer, its dtype (against `dtype`, the one it was made in), requires_grad and
+    whether it hangs in an autograd graph (a grad_fn)."""
+    if t is None:
+        return f"{name}: None"
+    words = [kind, "same dtype" if t.dtype == dtype else str(t.dtype).replace("torch.", ""),
+             f"requires_grad={t.requires_grad}", "grad_fn=" + ("None" if t.grad_fn is None else "set")]
+    return f"{name}: {', '.join(w for w in words if w)}"
+
+
+def module_state(module, dtype):
+    """tensor_state of each parameter and buffer of a module (floating ones made in `dtype`)."""
+    import torch
+    tensors = [(n, t, "parameter") for n, t in module._parameters.items()] + \
+        [(n, t, "buffer") for n, t in module._buffers.items()]
+    return "; ".join(tensor_state(n, t, kind, dtype if t is None or t.is_floating_point() else torch.int64)
+                     for n, t, kind in tensors)
+
+
+def _steps_text(states):
+    return encode_text(" | ".join(f"after step {i + 1}: {s}" for i, s in enumerate(states)))
+
+
 def _flat_state(module):
     return np.concatenate([np.asarray(v.detach(), np.float64).reshape(-1) for v in module.state_dict().values()]
                           or [np.zeros(0)])
@@ -277,7 +304,8 @@ def torch_module_class(piece):
 def adapt_module(cls, exact=False, piece=None):
     """A BatchNorm module class as a function of arrays: build it with `config`, load the
     initial weight and bias, run the steps (train or eval, forward, backward with dout) and
-    return what it gives at each step, its layout and errors, and two state_dict round trips
+    return what it gives at each step (with the state of every parameter and buffer after it:
+    tensor_state), its layout, initial values and errors, and two state_dict round trips
     through torch's own class. exact: compute in float64 (the layout still in the case's dtype)."""
     piece = piece or getattr(cls, "__name__", "BatchNorm1d")
     piece = piece if piece in ("BatchNorm1d", "BatchNorm2d") else "BatchNorm1d"
@@ -303,10 +331,8 @@ def adapt_module(cls, exact=False, piece=None):
 
         new = build(dtype)
         out = {"layout": encode_text(_layout(new)), "errors": encode_text(_errors(piece, build, c, dtype)),
-               "initial weight and bias": np.concatenate(
-                   [np.asarray(p.detach(), np.float64)
-                    for p in (getattr(new, "weight", None), getattr(new, "bias", None))
-                    if p is not None] or [np.zeros(0)])}
+               "initial weight and bias": _initial_values(new, ("weight", "bias")),
+               "initial buffers": _initial_values(new, BUFFERS)}
         module = build(compute)
         with torch.no_grad():
             if start_weight.size:
@@ -315,6 +341,7 @@ def adapt_module(cls, exact=False, piece=None):
                 module.bias.copy_(torch.as_tensor(start_bias))
         steps = {k: [] for k in ("y", "dx", "dweight", "dbias", "running_mean", "running_var",
                                  "num_batches_tracked")}
+        states = []
         for x, dout, train in zip(xs, douts, training):
             module.train(bool(train))
             x = torch.tensor(x, dtype=compute, requires_grad=True)
@@ -331,7 +358,9 @@ def adapt_module(cls, exact=False, piece=None):
                 p.grad = None
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 steps[name].append(buffer_of(module, name))
+            states.append(module_state(module, compute))
         out.update({k: np.stack(v) for k, v in steps.items()})
+        out["state after each step"] = _steps_text(states)
         twin = torch_module_class(piece)(c, dtype=compute, **config)
         try:
             twin.load_state_dict(module.state_dict())
@@ -418,32 +447,41 @@ def torch_function():
 # as a function of arrays; while the module itself is judged, torch's versions of the steps
 # stand in for the learner's (the torch_* factories below), so a wrong step costs only its points.
 
-def _initial_values(module):
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _initial_values(module, names):
+    """The values of the module's tensors `names` that exist, one after the other."""
     import torch
-    return np.concatenate([np.asarray(p.detach(), np.float64).reshape(-1)
-                           for p in (getattr(module, "weight", None), getattr(module, "bias", None))
-                           if isinstance(p, torch.Tensor)] or [np.zeros(0)])
+    return np.concatenate([np.asarray(t.detach(), np.float64).reshape(-1)
+                           for t in (getattr(module, n, None) for n in names)
+                           if isinstance(t, torch.Tensor)] or [np.zeros(0)])
 
 
 def adapt_parameters(make):
     """make_parameters_and_buffers as a function of arrays: what it registers on an empty
-    torch.nn.Module for x's number of channels and dtype (its layout and initial weight and bias)."""
+    torch.nn.Module for x's number of channels and dtype: its layout (parameter or buffer, shape,
+    dtype, requires_grad, grad_fn of each) and the initial values of its parameters and buffers."""
     def made(x, **config):
         import torch
         module = torch.nn.Module()
         make(module, x.shape[1], dtype=torch.as_tensor(x).dtype, **config)
-        return {"layout": encode_text(_layout(module)), "initial weight and bias": _initial_values(module)}
+        return {"layout": encode_text(_layout(module)),
+                "initial weight and bias": _initial_values(module, ("weight", "bias")),
+                "initial buffers": _initial_values(module, BUFFERS)}
     made.__name__ = getattr(make, "__name__", "make_parameters_and_buffers")
     return made
 
 
-STEP_OUTPUTS = ("y", "dx", "dweight", "dbias", "running_mean", "running_var", "num_batches_tracked")
+STEP_OUTPUTS = ("y", "dx", "dweight", "dbias", "running_mean", "running_var", "num_batches_tracked",
+                "state after each step")
 
 
 def adapt_training(step, exact=False):
     """training_forward as a function of arrays: running statistics as a module starts them (none
     when not tracking), then one call per batch of xs (S, M, C) with its upstream gradient; returns
-    each step's y, gradients and buffers as they are after it (the module's answer keys)."""
+    each step's y, gradients and buffers as they are after it (the module's answer keys), and the
+    buffers' state (dtype, requires_grad, grad_fn: tensor_state) after each step."""
     def training_steps(xs, training, douts, weight, bias, state, momentum=0.1, eps=1e-5,
                        track_running_stats=True):
         import torch
@@ -451,7 +489,8 @@ def adapt_training(step, exact=False):
         compute = torch.float64 if exact else dtype
         buffers = [torch.zeros(c, dtype=compute), torch.ones(c, dtype=compute), torch.tensor(0)] \
             if track_running_stats else [None] * 3
-        steps = {k: [] for k in STEP_OUTPUTS}
+        steps = {k: [] for k in STEP_OUTPUTS[:-1]}
+        states = []
         for x, dout in zip(xs, douts):
             tensors = [torch.tensor(a, dtype=compute, requires_grad=True) for a in (x, weight, bias)]
             dy = torch.tensor(dout, dtype=compute)
@@ -465,9 +504,11 @@ def adapt_training(step, exact=False):
             steps["y"].append(y.detach().numpy().copy())
             for name, t in zip(("dx", "dweight", "dbias"), tensors):
                 steps[name].append(np.full(t.shape, np.nan) if t.grad is None else t.grad.numpy().copy())
-            for name, b in zip(("running_mean", "running_var", "num_batches_tracked"), buffers):
+            for name, b in zip(BUFFERS, buffers):
                 steps[name].append(np.zeros(0) if b is None else np.asarray(b.detach(), np.float64).copy())
-        return {k: np.stack(v) for k, v in steps.items()}
+            states.append("; ".join(tensor_state(name, b, "", made) for name, b, made in
+                                    zip(BUFFERS, buffers, (compute, compute, torch.int64))))
+        return {**{k: np.stack(v) for k, v in steps.items()}, "state after each step": _steps_text(states)}
     training_steps.__name__ = getattr(step, "__name__", "training_forward")
     return training_steps
 

@@ -76,13 +76,32 @@ def run_checks(piece, fn, raise_on_failure=False, namespace=None):
     if namespace is not None and spec.parts and not raise_on_failure:
         own = judge.first_failure(piece, fn, cases, expected)
         if own is not None:
+            failing = failing_parts(piece, namespace)
+            advice = (f"Fix {' and '.join(failing)} first: {'its' if len(failing) == 1 else 'their'} own "
+                      "check fails" if failing else
+                      "Each of them passes its own check, so look at what this piece hands them and how it "
+                      "uses what they return")
             print(f"✓ {piece} assembles the steps correctly, but with your own "
-                  f"{', '.join(spec.parts)} it gives a wrong answer:\n  {own}\n"
-                  "  Fix the earlier step whose check fails above; this piece is graded on its own.")
+                  f"{', '.join(p for p in spec.parts if p in namespace)} it gives a wrong answer:\n  {own}\n"
+                  f"  {advice}; this piece is graded on its own.")
             return Verdict(True)
     against = spec.oracle_name if spec.oracle else "values stored from the reference"
     print(f"✓ {piece} passed {len(cases)} checks against {against}: {spec.covers}.")
     return Verdict(True)
+
+
+def failing_parts(piece, namespace):
+    """The earlier pieces that `piece` calls whose own visible check fails on the learner's
+    version found in `namespace` (each judged as its own check judges it)."""
+    failing = []
+    for part in pieces.spec(piece).parts:
+        if part not in namespace:
+            continue
+        cases = judge.make_cases(part, seed=VISIBLE_SEED, count=pieces.spec(part).visible_count)
+        with judge.trusted_parts(part, namespace):
+            if judge.first_failure(part, judge.pure(part, namespace[part]), cases, judge.oracle_of(part)):
+                failing.append(part)
+    return failing
 
 
 def _check(piece):

@@ -563,8 +563,22 @@ def _running_stats_as_parameters(layout, data):
     return "running_" in layout.split(";")[0]  # the layout's parameters part
 
 
+def _parameters_without_affine(layout, data):
+    """(probed with affine=False) any parameter at all, trainable or not"""
+    return layout.split(";")[0].strip() != "parameters: none"
+
+
 def _wrong_initial_params(answer, data):
     return answer.shape == data["exact"].shape and not np.array_equal(answer, data["exact"])
+
+
+def _in_graph(state, data):
+    return "grad_fn=set" in state
+
+
+IN_GRAPH = ("your running statistics are updated inside the autograd graph: afterwards they require grad "
+            "and carry a grad_fn, and the next backward through them fails ('Trying to backward through the "
+            "graph a second time'); update them under torch.no_grad(), or from detached batch statistics")
 
 
 def _module_mistakes(piece):
@@ -576,7 +590,7 @@ def _module_mistakes(piece):
                       "dtype=torch.long), whatever the module's dtype", module_like("layout")),
         Misconception("affine_false_params", "with affine=False torch has no weight and bias: "
                       "register_parameter('weight', None) (and 'bias'), do not create fixed ones",
-                      module_like("layout")),
+                      module_answer("layout", _parameters_without_affine)),
         Misconception("ignores_tracking", "with track_running_stats=False there are no running statistics: "
                       "register the three buffers as None, and normalise with the batch's statistics in "
                       "eval mode too", module_like("layout")),
@@ -595,6 +609,7 @@ def _module_mistakes(piece):
         Misconception("biased_running_var", "running_var takes the *unbiased* batch variance in torch "
                       "(divide by n - 1, n the values per channel)", module_like("running_var")),
         Misconception("var_init_zero", "running_var starts at 1, not 0", module_like("running_var")),
+        Misconception("stats_in_graph", IN_GRAPH, module_answer("state after each step", _in_graph)),
         Misconception("eval_ignores_tracking", "with track_running_stats=False the running statistics are "
                       "None, so eval mode cannot use them: normalise with the batch's statistics whenever "
                       "self.training or not self.track_running_stats", crashes("NoneType")),
@@ -637,12 +652,17 @@ CATALOGUE["make_parameters_and_buffers"] = [
                   "know it (not in state_dict, left behind by .to() and .double()); register_buffer it",
                   module_like("layout")),
     Misconception("float_count", _by_name["float_count"], module_like("layout")),
-    Misconception("affine_false_params", _by_name["affine_false_params"], module_like("layout")),
+    Misconception("affine_false_params", _by_name["affine_false_params"],
+                  module_answer("layout", _parameters_without_affine)),
     Misconception("ignores_tracking", "with track_running_stats=False there are no running statistics: "
                   "register the three buffers as None", module_like("layout")),
     Misconception("initial_params", _by_name["initial_params"],
                   module_answer("initial weight and bias", _wrong_initial_params)),
     Misconception("bias_kw_ignored", _by_name["bias_kw_ignored"], module_like("layout")),
+    Misconception("initial_buffers", "a new module's running_mean starts at 0, running_var at 1 and "
+                  "num_batches_tracked at 0 (torch's reset_running_stats): statistics of a standard normal, "
+                  "which eval mode uses until training has moved them",
+                  module_answer("initial buffers", _wrong_initial_params)),
 ]
 CATALOGUE["training_forward"] = [
     Misconception("not_counted", "num_batches_tracked does not count the batches: add 1 to the tensor you "
@@ -653,6 +673,7 @@ CATALOGUE["training_forward"] = [
     Misconception("momentum_old_weight", "your update gives the old value the weight momentum; in torch "
                   "momentum (0.1) is the weight of the new batch: (1 - m) * running + m * batch",
                   module_like("running_mean")),
+    Misconception("stats_in_graph", IN_GRAPH, module_answer("state after each step", _in_graph)),
 ]
 CATALOGUE["eval_forward"] = [
     Misconception("eval_batch_stats", "in eval mode BatchNorm normalises with running_mean and running_var, "

@@ -923,6 +923,12 @@ MUTANTS += [
     _step_mutant("params_plain_attribute", "make_parameters_and_buffers",
                  'module.register_buffer("running_var", torch.ones(num_features, **factory))',
                  "object.__setattr__(module, 'running_var', torch.ones(num_features, **factory))", "plain_attribute"),
+    _step_mutant("params_running_var_zeros", "make_parameters_and_buffers",
+                 'module.register_buffer("running_var", torch.ones(num_features, **factory))',
+                 'module.register_buffer("running_var", torch.zeros(num_features, **factory))', "initial_buffers"),
+    _step_mutant("params_running_mean_ones", "make_parameters_and_buffers",
+                 'module.register_buffer("running_mean", torch.zeros(num_features, **factory))',
+                 'module.register_buffer("running_mean", torch.ones(num_features, **factory))', "initial_buffers"),
     # step 2: the training forward and the running statistics
     _step_mutant("training_not_counted", "training_forward", "        num_batches_tracked += 1\n", "",
                  "not_counted"),
@@ -937,6 +943,9 @@ MUTANTS += [
                 running_var.mul_(1 - m).add_(m * rows.var(dim=0, unbiased=True))''',
                  '''                running_mean.mul_(m).add_((1 - m) * rows.mean(dim=0))
                 running_var.mul_(m).add_((1 - m) * rows.var(dim=0, unbiased=True))''', "momentum_old_weight"),
+    _step_mutant("training_stats_in_graph", "training_forward", "            with torch.no_grad():\n",
+                 "            if True:  # (no torch.no_grad(): the update joins the autograd graph)\n",
+                 "stats_in_graph"),
     # step 3: eval
     _step_mutant("eval_batch_statistics", "eval_forward",
                  "    return weight * (rows - running_mean) / torch.sqrt(running_var + eps) + bias\n",
@@ -1038,6 +1047,8 @@ STEP_ROWS = [
     ["params_affine_false", "training_momentum_none_as_01", "check_single_value_in_eval"],
     ["params_bias_kw_ignored", "training_biased_running_var"],
     ["params_plain_attribute", "training_old_weight"],
+    ["params_running_var_zeros", "training_stats_in_graph"],
+    ["params_running_mean_ones"],
 ]
 STEP_MUTANTS = [[next(m for m in MUTANTS if m.name == name) for name in row] for row in STEP_ROWS]
 

@@ -168,3 +168,13 @@ def test_correct_answers_pass_under_other_secret_keys(piece):
             with judge.trusted_parts(piece, ns):
                 failure = judge.first_failure(piece, fn, cases, expected)
             assert failure is None, f"{key}, against {source}: {failure} ({failure.case.label})"
+
+
+def test_the_advice_on_own_steps_names_the_step_whose_check_fails():
+    """A module that assembles torch's steps right but gives a wrong answer with the learner's own
+    says which of their steps fails its own check (and no advice points at a check that passes)."""
+    in_graph = next(m for m in MUTANTS if m.expect == "stats_in_graph" and m.piece == "training_forward")
+    ns = answers({"training_forward": in_graph.source})
+    ok, printed = run_check("BatchNorm1d", ns["BatchNorm1d"])
+    assert ok and "Fix training_forward first: its own check fails" in printed, printed
+    assert "make_parameters_and_buffers first" not in printed

@@ -76,10 +76,10 @@ def _function_allowed(case, exact, what, exact_all=None):
 
 
 MODULE_STEPS = 4
-MODULE_OUTPUTS = ("layout", "errors", "initial weight and bias", "y", "dx", "dweight", "dbias", "running_mean",
-                  "running_var",
-                  "num_batches_tracked", "after reset_running_stats()", "state_dict loaded into torch's module",
-                  "eval output after loading torch's state_dict")
+MODULE_OUTPUTS = ("layout", "errors", "initial weight and bias", "initial buffers", "y", "dx", "dweight", "dbias",
+                  "running_mean", "running_var", "num_batches_tracked", "after reset_running_stats()",
+                  "state_dict loaded into torch's module", "eval output after loading torch's state_dict",
+                  "state after each step")
 
 
 def _module_case(piece, rng, x, label, i):
@@ -134,7 +134,7 @@ def _module_allowed(case, exact, what, exact_all):
     unit = UNIT[np.dtype(case.dtype)]
     xs, training, douts, weight, bias, state = case.args
     config = case.kwargs
-    if what in ("num_batches_tracked", "after reset_running_stats()", "initial weight and bias") \
+    if what in ("num_batches_tracked", "after reset_running_stats()", "initial weight and bias", "initial buffers") \
             or np.size(exact) == 0:
         return 0.0
     rows, drows = _module_rows(xs), _module_rows(douts)
@@ -215,15 +215,35 @@ def _judge_module(piece, out, exact, case, keys=MODULE_OUTPUTS, torch_name=None,
         if is_text(got) or is_text(want):
             mine = decode_text(got) if is_text(got) else "a result"
             theirs = decode_text(want) if is_text(want) else "a result"
-            if mine != theirs:
-                what = {"layout": "parameters and buffers", "errors": "errors for bad input"}.get(name, name)
-                raise Failure(f"{yours} {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
-                              f"  torch's: {theirs}", case, name)
-            continue
+            if mine == theirs:
+                continue
+            if name == "state after each step":
+                raise Failure(f"{yours} tensors are not in the state {torch_name}'s are in (parameter or "
+                              "buffer, dtype, requires_grad, grad_fn):\n" + _state_differences(mine, theirs),
+                              case, name)
+            what = {"layout": "parameters and buffers", "errors": "errors for bad input"}.get(name, name)
+            raise Failure(f"{yours} {what} differ from {torch_name}'s:\n  yours:   {mine}\n"
+                          f"  torch's: {theirs}", case, name)
         compare(name, got, want, (allowed or _module_allowed)(case, f64(want), name, exact_all), case,
                 lambda index, got, exact, name=name: _module_explain(case, name, index))
 
 
+
+
+def _state_differences(mine, theirs, most=3):
+    """The first tensors whose state (adapters.tensor_state, after each step) differs, as lines."""
+    def entries(text):
+        found = {}
+        for chunk in text.split(" | "):
+            step, _, items = chunk.partition(": ")
+            for item in items.split("; "):
+                tensor, _, state = item.partition(": ")
+                found[f"{step}, {tensor}"] = state
+        return found
+    a, b = entries(mine), entries(theirs)
+    lines = [f"  {where}: yours {a.get(where, 'missing')}; torch's {b.get(where, 'missing')}"
+             for where in dict.fromkeys(list(b) + list(a)) if a.get(where) != b.get(where)]
+    return "\n".join(lines[:most] + ([f"  ... and {len(lines) - most} more"] if len(lines) > most else []))
 
 
 def _module_spec(piece, dims):
@@ -289,7 +309,7 @@ def _exact(case, exact, what, exact_all=None):
 
 
 def _judge_parameters(out, exact, case):
-    _judge_module("make_parameters_and_buffers", out, exact, case, ("layout", "initial weight and bias"),
+    _judge_module("make_parameters_and_buffers", out, exact, case, ("layout", "initial weight and bias", "initial buffers"),
                   "torch.nn.BatchNorm1d", "the module's", allowed=_exact)
 
 
