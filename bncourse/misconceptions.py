@@ -577,8 +577,8 @@ def _in_graph(state, data):
 
 
 IN_GRAPH = ("your running statistics are updated inside the autograd graph: afterwards they require grad "
-            "and carry a grad_fn, and the next backward through them fails ('Trying to backward through the "
-            "graph a second time'); update them under torch.no_grad(), or from detached batch statistics")
+            "and carry a grad_fn, and the next backward through them fails (it would go through the graph a "
+            "second time); update them under torch.no_grad(), or from detached batch statistics")
 
 
 def _module_mistakes(piece):
