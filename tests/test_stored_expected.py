@@ -19,6 +19,19 @@ def test_a_stale_answer_is_named(tmp_path):
     assert store_expected.stale(path) == ["batch_mean_noise"]
 
 
+def test_a_change_beyond_rounding_is_stale_and_rounding_is_not(tmp_path):
+    """Another CPU's kernels move a float64 answer by a unit or two in the last place: not stale.
+    Anything larger is."""
+    arrays = stored.encode(store_expected.generate())
+    key = next(k for k in arrays if k.startswith("gradient_norms.") and arrays[k].dtype.kind == "f")
+    for units, is_stale in ((2, False), (1e3, True)):
+        changed = dict(arrays)
+        changed[key] = arrays[key] * (1 + units * np.finfo(np.float64).eps)
+        path = tmp_path / f"moved{units}.npz"
+        np.savez(path, **changed)
+        assert store_expected.stale(path) == (["gradient_norms"] if is_stale else [])
+
+
 def test_pieces_without_a_torch_oracle_are_the_stored_ones():
     stored_pieces = set(store_expected.stored_pieces())
     meta, _ = stored._load()
