@@ -553,7 +553,8 @@ def _mistaken_module(piece, **mistake):
             c = self.num_features
             moved = x.movedim(1, -1)
             rows = moved.reshape(-1, c)
-            batch = (self.training or not self.tracked or flag("eval_batch_stats"))
+            batch = (self.training or not self.tracked or flag("eval_batch_stats")
+                     or flag("tracking_switched") and not self.track_running_stats)
             if batch and rows.shape[0] == 1 and not flag("no_single_value_error"):
                 raise ValueError("Expected more than 1 value per channel when training")
             if batch and self.eps <= 0 and not flag("no_eps_check"):
@@ -561,7 +562,9 @@ def _mistaken_module(piece, **mistake):
             ones = torch.ones(c, dtype=x.dtype)
             weight = self.weight if self.affine else ones
             bias = self.bias if self.bias is not None else torch.zeros_like(ones)
-            if (self.training or flag("updates_in_eval")) and self.tracked:
+            moving = self.track_running_stats or flag("tracking_switched") or flag("ignores_tracking")
+            counted = self.training or flag("updates_in_eval") or flag("tracking_switched") and batch
+            if counted and self.tracked and moving:
                 if not flag("not_counted"):
                     self.num_batches_tracked += 1
                 m = self.momentum
@@ -642,6 +645,9 @@ def _module_mistakes(piece):
         "eval_batch_stats": _module_like(piece, "y", eval_batch_stats=True),
         "biased_running_var": _module_like(piece, "running_var", biased_running_var=True),
         "var_init_zero": _module_like(piece, "running_var", var_init_zero=True),
+        # built tracking, then m.track_running_stats = False: torch's running statistics stay put
+        "tracking_switched": _module_like(piece, "running_mean", {"set_track_running_stats": False},
+                                          tracking_switched=True),
         "stats_in_graph": _module_inputs(piece),
         "eval_ignores_tracking": _module_inputs(piece, {"track_running_stats": False}),
         "reset_keeps_count": _module_like(piece, "after reset_running_stats()", reset_keeps_count=True),

@@ -321,7 +321,9 @@ def _modules():
             shape = [1, -1] + [1] * (x.dim() - 2)
             axes = [0] + list(range(2, x.dim()))
             count = x.numel() // max(x.shape[1], 1)
-            batch = self.training or not self.track_running_stats
+            # torch reads the attributes at each call: the batch's statistics when training or when
+            # there are none; they move only in training with track_running_stats on
+            batch = self.training or (self.running_mean is None and self.running_var is None)
             if batch and count == 1:
                 raise ValueError("Expected more than 1 value per channel when training")
             if batch and self.eps <= 0:
@@ -330,7 +332,7 @@ def _modules():
             if batch:
                 mean = x64.mean(dim=axes) if count else torch.zeros(self.num_features, dtype=torch.float64)
                 var = ((x64 - mean.reshape(shape)) ** 2).mean(dim=axes) if count else torch.ones_like(mean)
-                if self.training and self.track_running_stats:
+                if self.training and self.track_running_stats and self.running_mean is not None:
                     self.num_batches_tracked += 1
                     w = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
                     if count:

@@ -301,6 +301,9 @@ def torch_module_class(piece):
     return {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d}[piece]
 
 
+SET = "set_"  # a module case's config entry set_<name>: module.<name> = value after construction
+
+
 def adapt_module(cls, exact=False, piece=None):
     """A BatchNorm module class as a function of arrays: build it with `config`, load the
     initial weight and bias, run the steps (train or eval, forward, backward with dout) and
@@ -311,8 +314,11 @@ def adapt_module(cls, exact=False, piece=None):
     piece = piece if piece in ("BatchNorm1d", "BatchNorm2d") else "BatchNorm1d"
 
     def module_steps(xs, training, douts, start_weight, start_bias, state, **config):
-        # (start_*: the values to load; config's own bias= is the constructor's switch)
+        # (start_*: the values to load; config's own bias= is the constructor's switch; its set_<name>
+        # entries are attributes a user changes after construction, before the steps)
         import torch
+        after = {k.removeprefix(SET): v for k, v in config.items() if k.startswith(SET)}
+        config = {k: v for k, v in config.items() if not k.startswith(SET)}
         c, dtype = xs.shape[2], torch.as_tensor(xs).dtype
         compute = torch.float64 if exact else dtype
 
@@ -339,11 +345,16 @@ def adapt_module(cls, exact=False, piece=None):
                 module.weight.copy_(torch.as_tensor(start_weight))
             if start_bias.size:
                 module.bias.copy_(torch.as_tensor(start_bias))
+        for name, value in after.items():
+            setattr(module, name, value)
         steps = {k: [] for k in ("y", "dx", "dweight", "dbias", "running_mean", "running_var",
                                  "num_batches_tracked")}
         states = []
         for x, dout, train in zip(xs, douts, training):
-            module.train(bool(train))
+            if after:  # (as a user who changes attributes by hand would switch modes)
+                module.training = bool(train)
+            else:
+                module.train(bool(train))
             x = torch.tensor(x, dtype=compute, requires_grad=True)
             dy = torch.tensor(dout, dtype=compute)  # its own copy: a change to it is told apart
             before = fingerprint(x), fingerprint(dy)
@@ -367,7 +378,8 @@ def adapt_module(cls, exact=False, piece=None):
             out["state_dict loaded into torch's module"] = _flat_state(twin)
         except Exception as e:
             out["state_dict loaded into torch's module"] = encode_text(f"{type(e).__name__}: {e}")
-        module.reset_running_stats()
+        if getattr(module, "running_mean", None) is not None:  # (torch's own fails without buffers)
+            module.reset_running_stats()
         out["after reset_running_stats()"] = np.concatenate(
             [buffer_of(module, n).reshape(-1) for n in ("running_mean", "running_var", "num_batches_tracked")])
         fresh = build(compute)

@@ -611,8 +611,12 @@ def _module_mistakes(piece):
         Misconception("var_init_zero", "running_var starts at 1, not 0", module_like("running_var")),
         Misconception("stats_in_graph", IN_GRAPH, module_answer("state after each step", _in_graph)),
         Misconception("eval_ignores_tracking", "with track_running_stats=False the running statistics are "
-                      "None, so eval mode cannot use them: normalise with the batch's statistics whenever "
-                      "self.training or not self.track_running_stats", crashes("NoneType")),
+                      "None, so eval mode cannot use them: normalise with the batch's statistics when training "
+                      "or when there are no running statistics", crashes("NoneType")),
+        Misconception("tracking_switched", "torch reads track_running_stats at every call, not only in the "
+                      "constructor: the running statistics move only in training mode while it is True (set "
+                      "to False after construction, they stay as they are), and eval mode uses them whenever "
+                      "they exist", module_like("running_mean")),
         Misconception("reset_keeps_count", "reset_running_stats() must also set num_batches_tracked back to 0",
                       module_like("after reset_running_stats()")),
         Misconception("no_single_value_error", "a batch with one value per channel cannot be normalised in "

@@ -835,7 +835,7 @@ class _BatchNorm(torch.nn.Module):
         raise NotImplementedError
 
     def forward(self, x):
-        use_batch = self.training or not self.track_running_stats
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
         check_input(x, self._input_dims(), use_batch, self.eps)
         channels_last = x.movedim(1, -1)
         rows = channels_last.reshape(-1, self.num_features)
@@ -843,8 +843,9 @@ class _BatchNorm(torch.nn.Module):
         weight = self.weight if self.weight is not None else ones
         bias = self.bias if self.bias is not None else torch.zeros_like(ones)
         if use_batch:
-            out = training_forward(rows, weight, bias, self.running_mean, self.running_var,
-                                   self.num_batches_tracked, self.momentum, self.eps)
+            moving = self.training and self.track_running_stats
+            out = training_forward(rows, weight, bias, *((self.running_mean, self.running_var,
+                                   self.num_batches_tracked) if moving else (None,) * 3), self.momentum, self.eps)
         else:
             out = eval_forward(rows, weight, bias, self.running_mean, self.running_var, self.eps)
         return out.reshape(channels_last.shape).movedim(-1, 1)
@@ -963,10 +964,17 @@ MUTANTS += [
                  "if use_batch_statistics and x.numel() // x.shape[1] == 1:", "if x.numel() // x.shape[1] == 1:",
                  "single_value_in_eval"),
     # the module built from them
-    _module_mutant("module_eval_ignores_tracking", "use_batch = self.training or not self.track_running_stats",
+    _module_mutant("module_eval_ignores_tracking",
+                   "use_batch = self.training or (self.running_mean is None and self.running_var is None)",
                    "use_batch = self.training", "eval_ignores_tracking"),
+    # the module before issue 21: tracking decided by the constructor's flag, buffers always handed on
+    Mutant("module_tracking_flag_at_construction", "BatchNorm1d", _edit(_edit(
+        MODULE_1D, "use_batch = self.training or (self.running_mean is None and self.running_var is None)",
+        "use_batch = self.training or not self.track_running_stats"),
+        "moving = self.training and self.track_running_stats", "moving = True"),
+        "tracking_switched", also=("BatchNorm2d",)),
     _module_mutant("module_reset_keeps_count", "            self.num_batches_tracked.zero_()\n", "", "reset_keeps_count"),
-    _module_mutant("module_per_position", "        if use_batch:\n            out = training_forward(",
+    _module_mutant("module_per_position", "        if use_batch:\n            moving = ",
                    "        if use_batch and x.dim() > 2:  # each (channel, position) over the batch only\n"
                    "            training_forward(rows, weight, bias, self.running_mean, self.running_var,\n"
                    "                             self.num_batches_tracked, self.momentum, self.eps)  # as usual\n"
@@ -974,7 +982,7 @@ MUTANTS += [
                    "            return training_forward(x.reshape(x.shape[0], -1), weight.repeat_interleave(per),\n"
                    "                                    bias.repeat_interleave(per), None, None, None, self.momentum,\n"
                    "                                    self.eps).reshape(x.shape)\n"
-                   "        if use_batch:\n            out = training_forward(",
+                   "        if use_batch:\n            moving = ",
                    "per_position"),
     Mutant("module_no_bias_argument", "BatchNorm1d", _edit(_edit(MODULE_1D, "device=None, dtype=None, *, bias=True):",
                                                                 "device=None, dtype=None):"),

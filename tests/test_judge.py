@@ -178,3 +178,22 @@ def test_the_advice_on_own_steps_names_the_step_whose_check_fails():
     ok, printed = run_check("BatchNorm1d", ns["BatchNorm1d"])
     assert ok and "Fix training_forward first: its own check fails" in printed, printed
     assert "make_parameters_and_buffers first" not in printed
+
+
+def test_the_model_solution_reads_its_attributes_at_each_call_as_torch_does():
+    """torch's test_batchnorm_buffer_update_when_stats_are_not_tracked, and the other attributes a
+    user may change after construction, on the lesson's model solution against torch.nn.BatchNorm1d."""
+    import torch
+
+    from tests.experiment_runs import solution_functions
+    mine = solution_functions("05_batchnorm_module")["BatchNorm1d"]
+    x = torch.randn(8, 3, dtype=torch.float64) * 3 + 1
+    for changes in ({"track_running_stats": False}, {"momentum": None, "eps": 1e-2}, {"training": False}):
+        modules = [cls(3, dtype=torch.float64) for cls in (mine, torch.nn.BatchNorm1d)]
+        outputs = []
+        for m in modules:
+            for name, value in changes.items():
+                setattr(m, name, value)
+            outputs.append([m(x).detach(), m(x + 1).detach()] + [b.clone() for b in m.buffers()])
+        for got, want in zip(*outputs):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=f"after {changes}")

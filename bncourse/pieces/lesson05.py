@@ -7,6 +7,7 @@ import numpy as np
 
 from bncourse import oracle
 from bncourse.adapters import (
+    SET,
     STEP_OUTPUTS,
     adapt_eval,
     adapt_function,
@@ -60,7 +61,8 @@ def _module_explain(case, what, index):
             words += f", channel {index[2]}"
         elif what in ("dweight", "dbias", "running_mean", "running_var") and len(index) > 1:
             words += f", channel {index[1]}"
-        if not case.kwargs:  # (make_cases left out every argument equal to its default)
+        if not [k for k in case.kwargs if not k.startswith(SET)]:  # (make_cases left out every
+            # constructor argument equal to its default)
             words += "; every constructor argument at its default"
         return f"({words})"
     return None
@@ -98,6 +100,11 @@ def _module_case(piece, rng, x, label, i):
         config["eps"] = 1e-3
     if config["affine"] and i % 5 == 4:
         config["bias"] = False  # torch 2.13's keyword-only bias=: a weight, no bias parameter
+    after = {}  # attributes a user changes after construction (the module must read them at each call)
+    if i % 5 == 1:  # (case 0 keeps every argument at its default)
+        after["track_running_stats"] = not config["track_running_stats"]
+    if i % 7 == 2:
+        after.update(momentum=[0.3, None][i % 2], eps=[1e-3, 1e-2][i % 2])
     training = np.array([[1, 1, 0, 1], [1, 0, 1, 0], [1, 1, 1, 0], [0, 1, 0, 1]][i % 4], bool)
     positions = int(np.prod(spatial, dtype=int))
     rows = make_batch(rng, MODULE_STEPS * n * positions, c, dtype, offset, constant_cols=int(i % 7 == 0 and c > 1))
@@ -118,9 +125,10 @@ def _module_case(piece, rng, x, label, i):
         state["num_batches_tracked"] = np.array(int(rng.integers(0, 50)))
     label = (f"{piece}({c}{kw(config)}), {np.dtype(dtype).name} batches of shape {xs.shape[1:]}"
              + (f" offset by ~{offset:g}" if offset else "")
-             + (", parameters at their initial values" if config["affine"] and not loaded else "") + ", steps "
+             + (", parameters at their initial values" if config["affine"] and not loaded else "")
+             + "".join(f", then m.{k} = {v}" for k, v in after.items()) + ", steps "
              + "".join("T" if t else "E" for t in training) + " (T train, E eval)")
-    return Case(label, (xs, training, douts, weight, bias, state), config)
+    return Case(label, (xs, training, douts, weight, bias, state), {**config, **{SET + k: v for k, v in after.items()}})
 
 
 
@@ -139,7 +147,8 @@ def _module_allowed(case, exact, what, exact_all):
         return 0.0
     rows, drows = _module_rows(xs), _module_rows(douts)
     steps, m, c = rows.shape
-    eps, track = config.get("eps", 1e-5), config.get("track_running_stats", True)
+    eps = config.get(SET + "eps", config.get("eps", 1e-5))  # (the one the steps use)
+    track = config.get("track_running_stats", True)  # (at construction: whether there are buffers)
     affine = config.get("affine", True)
     gamma = f64(weight) if weight.size else np.ones(c)
     beta = f64(bias) if bias.size else np.zeros(c)
@@ -159,8 +168,9 @@ def _module_allowed(case, exact, what, exact_all):
         g = f64(state["weight"]) if "weight" in state else np.ones(c)
         b = f64(state["bias"]) if "bias" in state else np.zeros(c)
         var = f64(state["running_var"]) if track else (x.var(axis=0) if m else np.ones(c))
+        built_eps = config.get("eps", 1e-5)  # (a fresh module: the constructor's eps)
         err = unit * (np.abs(g) * x_hat_error(np.abs(x).max(axis=0, initial=0) + (
-            np.abs(f64(state["running_mean"])) if track else 0), var, eps, unit) + np.abs(b))
+            np.abs(f64(state["running_mean"])) if track else 0), var, built_eps, unit) + np.abs(b))
         return _unrows(unit * np.abs(_module_rows(exact[None])[0]) + err, xs.shape[1:])
     allowed = []  # absolute errors, per step
     for s in range(steps):
@@ -309,8 +319,9 @@ def _exact(case, exact, what, exact_all=None):
 
 
 def _judge_parameters(out, exact, case):
-    _judge_module("make_parameters_and_buffers", out, exact, case, ("layout", "initial weight and bias", "initial buffers"),
-                  "torch.nn.BatchNorm1d", "the module's", allowed=_exact)
+    _judge_module("make_parameters_and_buffers", out, exact, case,
+                  ("layout", "initial weight and bias", "initial buffers"), "torch.nn.BatchNorm1d", "the module's",
+                  allowed=_exact)
 
 
 def _training_case(rng, x, label, i):
