@@ -53,6 +53,7 @@ from pathlib import Path
 import nbformat
 
 import bncourse
+import bncourse.data
 from bncourse import answers, pieces, runner
 
 SANDBOX = BUBBLEWRAP = "bubblewrap"
@@ -87,8 +88,21 @@ def _python_roots():
     return sorted(r for r in roots if r and os.path.isdir(r))
 
 
-def _bwrap_args(scratch):
+def _package_dirs():
+    """The folders a submission reads the learner package from: bncourse/ and, where it is not
+    inside it, the course's data. A wheel carries the data in bncourse/datasets/; the editable
+    install (make install, the grader image) reads it from the repository's top-level datasets/
+    (pyproject.toml's package-dir maps it to bncourse.datasets)."""
     bncourse_dir = Path(bncourse.__file__).resolve().parent
+    found = [bncourse_dir]
+    if isinstance(bncourse.data.DATASETS, Path):  # on disk (a zipped package has no folder to bind)
+        datasets = bncourse.data.DATASETS.resolve()
+        if not datasets.is_relative_to(bncourse_dir):
+            found.append(datasets)
+    return found
+
+
+def _bwrap_args(scratch):
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
             "--proc", "/proc", "--dev", "/dev"]  # no /tmp: TMPDIR is in the scratch folder
@@ -97,9 +111,10 @@ def _bwrap_args(scratch):
             args += ["--ro-bind", system, system]
     for root in _python_roots():
         args += ["--ro-bind", root, root]
-    # bncourse (with its data, bncourse/datasets/) at its own path, as the editable install
-    # finds it; nothing else of the repo
-    args += ["--ro-bind", str(bncourse_dir), str(bncourse_dir)]
+    # bncourse and its data at their own paths, as the editable install finds them; nothing
+    # else of the repo
+    for folder in _package_dirs():
+        args += ["--ro-bind", str(folder), str(folder)]
     args += ["--bind", str(scratch), str(INSIDE), "--chdir", str(INSIDE),
              "--remount-ro", "/"]  # the sandbox's own root too: only scratch takes writes
     return args
@@ -513,9 +528,9 @@ def _landlock_ruleset(readable, listable, writable):
 
 def _pod_ruleset(scratch):
     """What a submission may touch in the pod: as much as bubblewrap shows it, no more."""
-    bncourse_dir = str(Path(bncourse.__file__).resolve().parent)
+    bncourse_dir, *data_dirs = map(str, _package_dirs())
     readable = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc", "/proc", "/sys",
-                *_python_roots(), bncourse_dir]  # bncourse/datasets/ inside it
+                *_python_roots(), bncourse_dir, *data_dirs]
     listable = [str(Path(bncourse_dir).parent)]  # Python lists it to find bncourse; no files read
     writable = [str(scratch), "/dev"]
     return _landlock_ruleset(readable, listable, writable)

@@ -32,7 +32,7 @@ answers. Calling convention (the one ``EXPERIMENTS`` and a test use):
 
 Every experiment takes a seed and returns a frozen dataclass of plain Python numbers (floats,
 ints, tuples), so that two runs can be compared with ``==``. Training runs on the CPU, on one
-thread (restored afterwards), with fixed seeds and the digits shipped in ``bncourse/datasets/``: two
+thread (restored afterwards), with fixed seeds and the digits shipped in ``datasets/``: two
 runs on the same machine give identical numbers. The BatchNorm layers are torch's own, run
 inside ``tripwire.allowed()``; the learner's ``record_layer_inputs`` is called inside that
 block too, since it runs this module's model (and with it those layers), not an answer's

@@ -5,10 +5,12 @@
     x, y = data.load_digits("validation")   # (359, 64), (359,): the fixed held-out images
 
 The digits are scikit-learn's copy of the UCI handwritten digits (8x8 images, 10 classes),
-shipped as package data, ``bncourse/datasets/digits.npz``, with a fixed, class-stratified
-train/validation split; see ``bncourse/datasets/README.md`` for provenance and licence and
-``tools/make_digits.py`` (in the repository) for how the file is made. It is found
-through ``importlib.resources``, so an installed package (editable or not, any working
+shipped with the course in ``datasets/digits.npz`` at the top of the repository, with a fixed,
+class-stratified train/validation split; see ``datasets/README.md`` for provenance and licence and
+``tools/make_digits.py`` (in the repository) for how the file is made. ``datasets/`` installs as
+the package ``bncourse.datasets`` (pyproject.toml maps it), so a wheel carries the data inside
+``bncourse/datasets/``, and the editable install reads the repository's ``datasets/`` itself. It is
+found through ``importlib.resources``, so an installed package (editable or not, any working
 directory) finds its own copy. The file's sha256 is checked against ``DIGITS_SHA256`` before
 every load, so a missing or damaged file stops with a ``DatasetError`` that says which file and
 how to restore it, instead of feeding wrong numbers to a lesson. Only numpy is imported here.
@@ -20,15 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = resources.files("bncourse") / "datasets"  # a Path for every installed package, unzipped
+
+def _datasets():
+    """The folder of the course's data (the package bncourse.datasets): a Path for every
+    installed package, unzipped. Where the folder itself is gone, the place it belongs, so that
+    loading says which file is missing and how to restore it instead of failing at import."""
+    try:
+        return resources.files("bncourse.datasets")
+    except ModuleNotFoundError:
+        return resources.files("bncourse") / "datasets"
+
+
+DATASETS = _datasets()
 DIGITS_PATH = DATASETS / "digits.npz"
 DIGITS_SHA256 = "63d9e5133a9fd6fc49d80031bc40167e2e13939fb3f70d89261c0e97f4e76f81"
 SPLITS = ("train", "validation", "all")
 
 _RESTORE = ("It ships inside the bncourse package: reinstall it (`make install`, or "
             "`pip install --force-reinstall` of the course), or in a clone of the course "
-            "restore it with `git checkout -- bncourse/datasets/{name}`, or rebuild it as "
-            "bncourse/datasets/README.md describes.")
+            "restore it with `git checkout -- datasets/{name}`, or rebuild it as "
+            "datasets/README.md describes.")
 
 
 class DatasetError(Exception):

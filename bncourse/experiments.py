@@ -17,7 +17,7 @@ Every experiment takes a seed and returns a frozen dataclass of plain Python num
 tuples), so that two runs can be compared with ``==``; ``check_<experiment>(result)`` returns
 ``(ok, message)``, saying whether the effect points the way the lesson expects. ``EXPERIMENTS``
 lists the pairs. Everything runs on the CPU, on one thread (restored afterwards), with fixed
-seeds and the digits shipped in ``bncourse/datasets/``: two runs on the same machine give bitwise
+seeds and the digits shipped in ``datasets/``: two runs on the same machine give bitwise
 identical numbers (another CPU may differ in the last digits).
 
 Calls into torch's normalisation layers sit inside ``tripwire.allowed()``: while the lesson is

@@ -15,7 +15,7 @@ with ``==``). A study that averages over several seeds uses ``seeds=(seed, seed 
 unless you pass ``seeds=`` yourself. ``check_<study>(result)`` returns ``(ok, message)``: ``ok``
 says whether the effect points the way the claim says, and the message gives the
 numbers, including where the claim holds only partly. Everything runs on the CPU, on one thread
-(restored afterwards), with fixed seeds and the digits shipped in ``bncourse/datasets/``: two runs on the
+(restored afterwards), with fixed seeds and the digits shipped in ``datasets/``: two runs on the
 same machine give bitwise identical results.
 
 Where the learner's helper is the natural measuring tool, the study takes it as its first

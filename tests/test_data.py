@@ -1,9 +1,14 @@
-"""The shipped digits file and its loader: checksum, split, shapes, clear errors."""
+"""The shipped digits file and its loader: checksum, split, shapes, clear errors; where the data
+lives (the repository's top-level datasets/, once) and how the package finds it."""
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from autograder.settings import REPO
 from bncourse import data
 
 
@@ -66,8 +71,45 @@ def test_corrupt_file_names_the_file(tmp_path, monkeypatch):
 
 def test_the_file_is_package_data_found_through_importlib_resources():
     from importlib import resources
-    assert data.DIGITS_PATH == resources.files("bncourse") / "datasets" / "digits.npz"
+    assert data.DIGITS_PATH == resources.files("bncourse.datasets") / "digits.npz"
     assert data.DIGITS_PATH.is_file()
+
+
+def tracked(*paths):
+    """[(mode, path)] of what git tracks under paths."""
+    out = subprocess.run(["git", "ls-files", "-s", "--", *paths], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    return [(line.split()[0], line.split("\t", 1)[1]) for line in out.splitlines()]
+
+
+def test_the_data_lives_at_the_top_of_the_repository_once():
+    """The layout's promise: datasets/ at the top, where an instructor looks for the data and adds
+    a file; not a copy or a link inside bncourse/ (pyproject.toml maps the folder into the package)."""
+    assert (REPO / "datasets" / "digits.npz").is_file() and (REPO / "datasets" / "README.md").is_file()
+    assert not (REPO / "bncourse" / "datasets").exists()
+    files = tracked(".")
+    assert [path for _, path in files if Path(path).name == "digits.npz"] == ["datasets/digits.npz"]
+    assert not [path for mode, path in files if mode == "120000"]  # no link anywhere (Windows, the grader)
+    assert {Path(path).name for _, path in tracked("datasets")} >= {"digits.npz", "README.md", "__init__.py"}
+
+
+def test_the_editable_install_reads_the_top_level_folder():
+    """`make install` (pip install -e .) maps bncourse.datasets to the repository's datasets/
+    itself: the file the lessons load is the one in git, from any working directory."""
+    code = "from bncourse import data; print(data.DIGITS_PATH); print(data.verify() is not None)"
+    out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [str(REPO / "datasets" / "digits.npz"), "True"]
+
+
+def test_a_missing_data_folder_is_a_clear_error_not_an_import_error(monkeypatch):
+    """With the whole folder gone, bncourse.data still imports (doctor, the lessons' imports) and
+    loading names the missing file and how to restore it."""
+    monkeypatch.setitem(sys.modules, "bncourse.datasets", None)  # not importable
+    folder = data._datasets()
+    assert not (folder / "digits.npz").is_file()
+    monkeypatch.setattr(data, "DIGITS_PATH", folder / "digits.npz")
+    with pytest.raises(data.DatasetMissingError, match="git checkout -- datasets/digits.npz"):
+        data.load_digits()
 
 
 def test_loads_from_a_zipped_package(tmp_path, monkeypatch):

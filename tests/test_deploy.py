@@ -307,6 +307,21 @@ def test_the_grader_image_runs_as_the_jobs_user():
         DEPLOY / "singleuser" / "Dockerfile").read_text()
 
 
+@pytest.mark.parametrize("image, copied_to", [
+    ("singleuser", "/opt/bncourse-learner/bncourse/datasets"),  # plain files: where a wheel puts the data
+    ("grader", "/opt/bncourse/datasets"),  # beside the editable install, which maps it (pyproject.toml)
+])
+def test_an_image_carries_the_courses_data_and_checks_it(image, copied_to):
+    """The data lives at the top of the repository (datasets/), outside bncourse/: each image
+    copies it where its install of bncourse finds it, and its build fails if it does not."""
+    text = (DEPLOY / image / "Dockerfile").read_text()
+    assert re.findall(r"^COPY datasets (\S+)$", text, re.M) == [copied_to]
+    assert "from bncourse import data; data.verify()" in re.sub(r"\\\n", " ", text)
+    if image == "grader":
+        assert tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"] == {
+            "bncourse.datasets": "datasets"}
+
+
 # ------------------------------------------------------------------- deploy/z2jh/values.yaml
 
 # HAND-KEPT list of Zero to JupyterHub chart keys this course may set, copied by hand from the

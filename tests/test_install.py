@@ -1,5 +1,7 @@
 """A plain, non-editable install of the course package runs the lessons' data code from any
-working directory: the digits ship inside the package.
+working directory: the digits ship inside the package. They live at the top of the repository, in
+datasets/; pyproject.toml maps that folder into the package as bncourse.datasets, so the wheel
+carries every file of it in bncourse/datasets/ (and no top-level `datasets` package).
 
 The package is built into a wheel from the repository's files (what a clone holds) and
 installed with `--no-index --no-deps`, pip's configuration and PIP_* variables off, into a fresh
@@ -66,12 +68,19 @@ def installed(tmp_path_factory):
 
 
 def test_the_wheel_carries_the_data_and_no_build_script(installed):
+    """Every file of the repository's datasets/ (an instructor's new one too: pyproject.toml's
+    package-data must name it) lands in bncourse/datasets/, and nowhere else."""
     python, venv, elsewhere = installed
     code = ("import importlib.metadata as m; d = m.distribution('bncourse'); print(d._path); "
             "print('\\n'.join(str(f) for f in d.files))")
     where, *files = run([str(python), "-c", code], cwd=elsewhere).stdout.split()
     assert Path(where).is_relative_to(venv), where
-    assert "bncourse/datasets/digits.npz" in files and "bncourse/datasets/README.md" in files
+    data = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "datasets"],
+                          cwd=REPO, check=True, capture_output=True, text=True).stdout.split()
+    assert {"datasets/digits.npz", "datasets/README.md"} <= set(data)
+    missing = [name for name in data if f"bncourse/{name}" not in files]
+    assert not missing, f"not in the wheel: {missing} (add them to pyproject.toml's package-data)"
+    assert not any(f.startswith("datasets/") for f in files)  # no top-level `datasets` package
     assert not any("make_digits" in f for f in files)
 
 
@@ -90,14 +99,18 @@ def test_the_installed_package_loads_the_digits_from_another_directory(installed
         from bncourse import data
         x, y = data.load_digits("train")
         xv, yv = data.load_digits("validation")
+        from importlib import resources
         print(bncourse.__file__)
         print(data.DIGITS_PATH)
         print(x.shape, x.dtype, y.shape, xv.shape, data.sha256(data.DIGITS_PATH) == data.DIGITS_SHA256)
+        print(resources.files("bncourse.datasets"))
     """)
     out = run([str(python), "-c", code], cwd=elsewhere).stdout.splitlines()
     assert Path(out[0]).is_relative_to(venv) and Path(out[1]).is_relative_to(venv), out
     assert not Path(out[0]).is_relative_to(REPO)
     assert out[2] == "(1438, 64) float32 (1438,) (359, 64) True"
+    # importlib.resources finds the wheel's copy, inside the installed package
+    assert Path(out[3]) == Path(out[0]).parent / "datasets" == Path(out[1]).parent, out
 
 
 def test_a_lesson_runs_its_data_cell_with_the_installed_package(installed):

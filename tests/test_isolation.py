@@ -195,7 +195,8 @@ print("reached:", reached)
 @needs_pod
 def test_in_the_pod_a_submission_reaches_neither_the_grading_code_nor_the_grader(tmp_path):
     """Landlock inside the pod: the hidden reference in the image, the grader's workspace
-    and the grader's own process are out of reach; its scratch folder and bncourse are not."""
+    and the grader's own process are out of reach; its scratch folder, bncourse and the course's
+    data (the repository's datasets/, which the editable install maps to bncourse.datasets) are not."""
     script = f"""
 import os, nbformat
 from pathlib import Path
@@ -208,7 +209,9 @@ paths = ["{REPO / 'autograder' / 'reference.py'}",
 code = {PRYING!r}.format(paths=paths, pids=[1, os.getpid()])
 control = "open('mine.txt', 'w').write('x'); print('control:', open('mine.txt').read(), "
 control += "len(open({str(REPO / 'bncourse' / '__init__.py')!r}).read()) > 0)"
-nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(control)])
+load = "from bncourse import data; print('digits', data.load_digits('validation')[0].shape)"
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(control),
+                                     nbformat.v4.new_code_cell(load)])
 run = sandbox.run_submission(nb, "01_batch_statistics", {{}}, cell_timeout=60, scratch_root=work)
 print(run.sandbox, run.stopped)
 for cell in run.notebook.cells:
@@ -222,3 +225,32 @@ for cell in run.notebook.cells:
     assert out.stdout.startswith("pod "), out.stdout
     assert "reached: []" in out.stdout, out.stdout
     assert "control: x True" in out.stdout, out.stdout
+    assert "digits (359, 64)" in out.stdout, out.stdout
+
+
+needs_bwrap = pytest.mark.skipif(not (BWRAP and sandbox.probe_bubblewrap().ok), reason="needs a working bubblewrap")
+
+
+@needs_bwrap
+def test_in_bubblewrap_a_submission_reads_the_courses_data_and_nothing_else_of_the_repository():
+    """The editable install reads the data from the repository's datasets/, outside bncourse/
+    (pyproject.toml's package-dir): bubblewrap binds that folder read-only beside bncourse, and
+    still shows no other file of the repository."""
+    script = f"""
+import nbformat
+from autograder import sandbox
+paths = [{str(REPO / 'autograder' / 'reference.py')!r}, {str(REPO / 'pyproject.toml')!r}]
+code = {PRYING!r}.format(paths=paths, pids=[])
+load = "from bncourse import data; print('digits', data.load_digits('validation')[0].shape, data.DIGITS_PATH)"
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(load)])
+run = sandbox.run_submission(nb, "00_internal_covariate_shift", {{}}, cell_timeout=60)
+print(run.sandbox, run.stopped)
+for cell in run.notebook.cells:
+    for out in cell.get("outputs", []):
+        print(out.get("text", "") or out.get("evalue", ""))
+"""
+    out = python(script, env={sandbox.ENV_ISOLATION: "bubblewrap"}, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith(f"{sandbox.BUBBLEWRAP} "), out.stdout
+    assert "reached: []" in out.stdout, out.stdout
+    assert f"digits (359, 64) {REPO / 'datasets' / 'digits.npz'}" in out.stdout, out.stdout

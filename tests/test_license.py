@@ -16,7 +16,7 @@ def test_the_lesson_text_and_the_data_are_cc_by_4():
     assert "Creative Commons Attribution 4.0 International" in text
     assert "https://creativecommons.org/licenses/by/4.0/legalcode" in text
     assert "Alpaydin" in text and "Kaynak" in text  # the data's authors, credited
-    assert "CC BY 4.0" in (REPO / "bncourse" / "datasets" / "README.md").read_text()
+    assert "CC BY 4.0" in (REPO / "datasets" / "README.md").read_text()
 
 
 def test_the_readme_states_both_licences():

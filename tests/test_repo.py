@@ -81,6 +81,18 @@ def test_environment_yml_matches_pyproject():
     assert python == "python=3.11" and project["requires-python"].startswith(">=3.11")
 
 
+def test_the_package_list_is_every_package_folder_plus_the_data():
+    """pyproject.toml lists its packages (bncourse.datasets comes from the top-level datasets/,
+    where no search looks): the list must hold every package folder under bncourse/ and
+    autograder/ that setuptools' own search finds, so a new one is not silently left out of the
+    wheel, and the one mapped folder."""
+    from setuptools import find_namespace_packages
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = find_namespace_packages(str(REPO), include=["bncourse", "bncourse.*", "autograder", "autograder.*"])
+    assert sorted(setuptools["packages"]) == sorted({*found, "bncourse.datasets"})
+    assert setuptools["package-dir"] == {"bncourse.datasets": "datasets"}
+
+
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()

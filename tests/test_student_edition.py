@@ -158,20 +158,23 @@ def test_the_scan_has_something_to_find():
 
 def test_the_edition_holds_no_solution_hidden_test_reference_or_grader(edition):
     assert leaks(edition) == []
-    assert {p.name for p in edition.iterdir()} >= {"course", "bncourse", "README.md", "LICENSE",
+    assert {p.name for p in edition.iterdir()} >= {"course", "bncourse", "datasets", "README.md", "LICENSE",
                                                     "LICENSE-content.md", "pyproject.toml", "Makefile", "tools"}
     assert not (edition / "autograder").exists() and not (edition / "solutions").exists()
 
 
 def test_its_package_is_the_repositorys_minus_the_grading_modules(edition):
     """Byte for byte, so what tests/test_no_answers.py and test_probe_data.py prove of bncourse/
-    holds for the edition's copy; the only files left out are the grading modules."""
-    def files(root):
-        return {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "bncourse").rglob("*")
+    holds for the edition's copy; the only files left out are the grading modules. The data is
+    at the top, datasets/, as in the repository, all of it and nothing else."""
+    def files(root, top="bncourse"):
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / top).rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts}
     ours, theirs = files(REPO), files(edition)
     assert set(ours) - set(theirs) == {f"bncourse/{m}" for m in GRADING_MODULES}
     assert all(theirs[name] == ours[name] for name in theirs)
+    assert files(edition, "datasets") == files(REPO, "datasets") and "datasets/digits.npz" in files(REPO, "datasets")
+    assert not (edition / "bncourse" / "datasets").exists()
     for lesson in (REPO / "course").glob("*/*.ipynb"):
         assert (edition / lesson.relative_to(REPO)).read_bytes() == lesson.read_bytes()
 
@@ -180,7 +183,11 @@ def test_its_pyproject_has_the_learner_package_only(edition):
     import tomllib
     theirs = tomllib.loads((edition / "pyproject.toml").read_text())
     ours = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert theirs["tool"]["setuptools"]["packages"]["find"]["include"] == ["bncourse", "bncourse.*"]
+    setuptools = theirs["tool"]["setuptools"]
+    learner = [p for p in ours["tool"]["setuptools"]["packages"] if p.split(".")[0] == "bncourse"]
+    assert setuptools["packages"] == learner
+    assert "bncourse.datasets" in setuptools["packages"] and "autograder" not in setuptools["packages"]
+    assert setuptools["package-dir"] == {"bncourse.datasets": "datasets"}
     assert "entry-points" not in theirs["project"] and "optional-dependencies" not in theirs["project"]
     names = {re.split(r"[=<>]", p)[0] for p in theirs["project"]["dependencies"]}
     assert "nbgrader" not in names and "pytest" not in names and "torch" in names
@@ -277,10 +284,13 @@ def installed(edition, tmp_path_factory):
 def test_the_installed_package_is_the_editions_and_holds_no_grader(installed):
     python, venv, elsewhere = installed
     code = ("import bncourse, importlib.util as u; print(bncourse.__file__); "
-            "print(u.find_spec('autograder'), u.find_spec('bncourse.answers'), u.find_spec('bncourse.runner'))")
-    where, missing = run([python, "-c", code], cwd=elsewhere).stdout.splitlines()
+            "print(u.find_spec('autograder'), u.find_spec('bncourse.answers'), u.find_spec('bncourse.runner')); "
+            "from bncourse import data; print(data.verify())")
+    where, missing, digits = run([python, "-c", code], cwd=elsewhere).stdout.splitlines()
     assert Path(where).is_relative_to(venv) and "site-packages" in where, where
     assert missing == "None None None"
+    # the edition's datasets/ went into the installed package, where importlib.resources finds it
+    assert Path(digits) == Path(where).parent / "datasets" / "digits.npz", digits
 
 
 def test_every_lesson_runs_to_its_first_unimplemented_piece(edition, installed):

@@ -1,6 +1,6 @@
-"""Build bncourse/datasets/digits.npz: scikit-learn's 8x8 handwritten digits with a fixed train/validation
-split. A build-time script, run by a maintainer, never by a lesson; see bncourse/datasets/README.md
-(the data ships inside the bncourse package; this script stays in the repository).
+"""Build datasets/digits.npz: scikit-learn's 8x8 handwritten digits with a fixed train/validation
+split. A build-time script, run by a maintainer, never by a lesson; see datasets/README.md
+(the data ships inside the bncourse package, as bncourse/datasets/; this script stays in the repository).
 
     .venv/bin/pip install scikit-learn     # build-time only, not a course dependency
     .venv/bin/python tools/make_digits.py [--out PATH]
@@ -29,7 +29,7 @@ import numpy as np
 
 SEED = 20240611
 VALIDATION_FRACTION = 0.2
-OUT = Path(__file__).resolve().parents[1] / "bncourse" / "datasets" / "digits.npz"
+OUT = Path(__file__).resolve().parents[1] / "datasets" / "digits.npz"
 
 
 def stratified_split(labels, fraction=VALIDATION_FRACTION, seed=SEED):

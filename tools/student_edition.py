@@ -7,8 +7,10 @@ it. What they publish is the student edition, a folder that can be pushed as its
 (`git init`, commit, push) or served to a JupyterHub with nbgitpuller. It holds:
 
   course/               the learner notebooks as committed (`make release` writes them from solutions/)
-  bncourse/             the learner package, its data inside, without the grading-only modules
-                        (GRADING_ONLY below); every file byte for byte the repository's
+  bncourse/             the learner package without the grading-only modules (GRADING_ONLY below);
+                        every file byte for byte the repository's
+  datasets/             the course's data, provenance and checksums, as in this repository: the
+                        edition's pyproject maps it into the package as bncourse.datasets
   pyproject.toml        the learner package only; this repository's pins but NOT_FOR_LEARNERS
   Makefile              install, lab, check (every lesson's visible checks), doctor, clean-venv
   tools/torch_index.py  torch's CPU build on Linux, as this repository installs it
@@ -114,6 +116,11 @@ def package_files(root=REPO):
             if p.relative_to(root / "bncourse").as_posix() not in GRADING_ONLY}
 
 
+def data_files(root=REPO):
+    """{path in the edition: source} of the course's data: datasets/ at the top, as here."""
+    return {p.relative_to(root).as_posix(): p for p in repository_files("datasets", root)}
+
+
 def notebook_files(root=REPO):
     files = {p.relative_to(root).as_posix(): p for p in repository_files("course", root)}
     for name, path in files.items():
@@ -139,7 +146,10 @@ def pyproject(root=REPO):
     """The edition's pyproject.toml: the learner package only, this repository's metadata and pins."""
     data = tomllib.loads((Path(root) / "pyproject.toml").read_text())
     project = data["project"]
-    package_data = data.get("tool", {}).get("setuptools", {}).get("package-data", {})
+    setuptools = data.get("tool", {}).get("setuptools", {})
+    learner = [p for p in setuptools.get("packages", []) if p.split(".")[0] == "bncourse"]
+    package_dir = setuptools.get("package-dir", {})
+    package_data = setuptools.get("package-data", {})
     lines = [
         "# BatchNorm from scratch, student edition: the learner package `bncourse` (lessons' helpers,",
         "# visible checks, data). `make install` installs it with exactly these pins.",
@@ -159,9 +169,12 @@ def pyproject(root=REPO):
         *(f"    {_toml(p)}," for p in pins(root)),
         "]",
         "",
-        "[tool.setuptools.packages.find]",
-        "# bncourse/datasets/ (no __init__.py) is a folder of package data",
-        'include = ["bncourse", "bncourse.*"]',
+        "[tool.setuptools]",
+        "# the learner package; bncourse.datasets is the data folder at the top, datasets/ (package-dir)",
+        f"packages = {_toml(learner)}",
+        "",
+        "[tool.setuptools.package-dir]",
+        *(f"{_toml(k)} = {_toml(v)}" for k, v in package_dir.items() if k.split(".")[0] == "bncourse"),
         "",
         "[tool.setuptools.package-data]",
         *(f"{_toml(k)} = {_toml(v)}" for k, v in package_data.items() if k.split(".")[0] == "bncourse"),
@@ -190,7 +203,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # the package is installed as a copy: it is installed again when it or the pins change (git pull)
-PACKAGE_FILES := $(shell find bncourse -type f ! -name '*.pyc' | LC_ALL=C sort)
+PACKAGE_FILES := $(shell find bncourse datasets -type f ! -name '*.pyc' | LC_ALL=C sort)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(PACKAGE_FILES) | cksum | cut -d' ' -f1)
 
 .PHONY: install lab check doctor clean-venv
@@ -327,14 +340,14 @@ yourself.
 The code (the `bncourse` package, the Makefile, `tools/`, the code cells of the notebooks) is under
 the MIT licence (`LICENSE`). The lesson text (the notebooks' Markdown cells, this README) is under
 Creative Commons Attribution 4.0 International, and the handwritten digits data is CC BY 4.0 by its
-authors (`LICENSE-content.md`, `bncourse/datasets/README.md`).
+authors (`LICENSE-content.md`, `datasets/README.md`).
 """
 
 
 def planned(root=REPO):
     """{path in the edition: bytes or a source file}."""
     root = Path(root)
-    files = {**notebook_files(root), **package_files(root)}
+    files = {**notebook_files(root), **package_files(root), **data_files(root)}
     files["tools/torch_index.py"] = root / "tools" / "torch_index.py"
     for name in ("LICENSE", "LICENSE-content.md"):
         files[name] = root / name

@@ -5,7 +5,8 @@
 The environment of every single-user server on the hub: a second virtual environment with
 the course's exact pins (pyproject.toml: torch==2.13.0 first, then jupyterlab, notebook,
 nbgrader, ... and the `hub` extra's jupyterhub) and only the learner package `bncourse`
-(copied in, with its data bncourse/datasets/): no `autograder`, no `solutions/`, no tests. nbgrader's
+(copied in, with the course's data from datasets/ inside it as bncourse/datasets/, where a wheel puts
+it): no `autograder`, no `solutions/`, no tests. nbgrader's
 instructor extensions are switched off in the environment's own Jupyter config
 (bncourse/learner_jupyter/, the settings `make lab` uses too, copied into <venv>/etc/jupyter):
 no formgrader, no course list, no "Create Assignment", no news pop-up; the assignment list
@@ -31,7 +32,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE_DIR = "bncourse-learner"  # <venv>/bncourse-learner/bncourse (its data inside)
+PACKAGE_DIR = "bncourse-learner"  # <venv>/bncourse-learner/bncourse (datasets/ copied inside)
 # test-only and instructor-only pins the learner does not need
 NOT_FOR_LEARNERS = {"pytest"}
 
@@ -83,6 +84,8 @@ def build(prefix, base="/usr/bin/python3.11"):
     shutil.rmtree(target, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "bncourse", target / "bncourse", ignore=ignore)
+    # the data (the repository's top-level datasets/) where a wheel puts it: bncourse.datasets
+    shutil.copytree(REPO / "datasets", target / "bncourse" / "datasets", ignore=ignore)
     sp = site_packages(prefix)
     (sp / "bncourse-learner.pth").write_text(f"../../../{PACKAGE_DIR}\n")  # relative: relocatable
     # the learner's Jupyter config (shared with `make lab`): nbgrader's instructor extensions off
@@ -92,9 +95,10 @@ def build(prefix, base="/usr/bin/python3.11"):
 
 
 def check(prefix):
-    """The environment imports bncourse and nbgrader, and has no grading package."""
+    """The environment imports bncourse and nbgrader, finds the course's data, and has no grading package."""
     code = ("import importlib.util, bncourse, nbgrader, jupyterhub, torch;"
             "assert importlib.util.find_spec('autograder') is None, 'autograder is importable';"
+            "from bncourse import data; data.verify();"
             "print(torch.__version__, nbgrader.__version__, jupyterhub.__version__)")
     out = subprocess.run([str(Path(prefix) / "bin" / "python"), "-c", code], check=True,
                          capture_output=True, text=True, cwd="/")
