@@ -61,7 +61,7 @@ sandbox:
 # deploy/hub/package.json; no global install), and the learners' environment .venv-learner
 # (same pins, only the bncourse package: deploy/hub/learner_env.py). Without npm the hub
 # test is skipped and says so.
-HUB_INPUTS := pyproject.toml deploy/hub/package.json deploy/hub/learner_env.py $(wildcard bncourse/learner_jupyter/*/*) $(wildcard bncourse/*.py) $(wildcard datasets/*)
+HUB_INPUTS := pyproject.toml deploy/hub/package.json deploy/hub/learner_env.py $(wildcard bncourse/learner_jupyter/*/*) $(wildcard bncourse/*.py) $(filter-out %/__pycache__,$(wildcard datasets/*))
 HUB_STAMP  := .hub/.installed-$(shell cat $(HUB_INPUTS) | cksum | cut -d' ' -f1)
 
 hub: $(HUB_STAMP)
