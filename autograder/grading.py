@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import exports, sheets
+from autograder import exports, repair, sheets
 from autograder.reports import load_report
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
@@ -145,11 +145,13 @@ def _pick_notebook(files, lesson):
     return None, f"missing: several notebooks in {lesson}/, none named {lesson}.ipynb"
 
 
-def _stage(inbox_student, student, lesson, work):
+def _stage(inbox_student, student, lesson, work, release=None):
     """Copy one submission from the (read-only) inbox into the grader's own staging folder:
     the notebook as <lesson>.ipynb and every other file it carries (timestamp.txt,
     submission_secret.txt, a learner's data), as nbgrader carries them. Returns (ready, note).
-    Nothing in the inbox is written, moved or deleted; links and special files are refused."""
+    Nothing in the inbox is written, moved or deleted; links and special files are refused.
+    release: the released notebook, from which damaged nbgrader metadata of the staged copy is
+    repaired (autograder.repair)."""
     target = work / STAGED / student / lesson
     shutil.rmtree(target, ignore_errors=True)  # the grader's own copy from an earlier run
     folder = inbox_student / lesson
@@ -179,6 +181,11 @@ def _stage(inbox_student, student, lesson, work):
     except Exception as e:  # malformed JSON or not a notebook at all
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return False, f"malformed notebook {path.name}: {first[:160]}"
+    repaired = repair.repair(nb, nbformat.read(release, as_version=4)) if release and release.exists() else []
+    if repaired:
+        nb.cells.append(nbformat.v4.new_markdown_cell(
+            "**Grader:** " + "; ".join(repaired) + ". Only the release's test cells and points are scored."))
+        note = "; ".join([note] * bool(note) + repaired)
     target.mkdir(parents=True)
     nbformat.write(nb, target / f"{lesson}.ipynb")
     for rel, data in contents.items():
@@ -284,7 +291,8 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
     rows = []
     for student, folder in folders.items():
         for lesson in lessons:
-            ready, note = _stage(folder, student, lesson, work)
+            ready, note = _stage(folder, student, lesson, work,
+                                 Path(settings["release"]) / lesson / f"{lesson}.ipynb")
             rows.append(Row(student, lesson, status="graded" + (f"; {note}" if note else "")
                             if ready else note))
     todo = [r for r in rows if r.status.startswith("graded")]
@@ -296,6 +304,8 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
         row.sandbox, row.flags = report.get("sandbox", ""), report.get("flags", [])
         if report.get("stopped"):
             row.status += f"; stopped early: {report['stopped']}"
+        if report.get("note"):
+            row.status += f"; {report['note']}"
         row.failed_tests = _failed_tests(work, row.student, row.lesson, report.get("deleted_tests", ()))
     if student is not None:
         merge_csv(rows, work / "grades.csv")

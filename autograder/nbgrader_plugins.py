@@ -112,7 +112,7 @@ class SandboxedExecute(Execute):
                 f"**Grader:** the test cell `{grade_id}` was deleted from this notebook, so "
                 f"`{grade_id[len('test_'):]}` scores 0."))
         save_report(workspace, student, lesson, sandbox=run.sandbox, flags=flags,
-                    stopped=run.stopped, deleted_tests=deleted)
+                    stopped=run.stopped, note=run.note, deleted_tests=deleted)
         return nb, resources
 
     def _released_cells(self, lesson):

@@ -77,6 +77,7 @@ class Run:
     answers: dict = field(default_factory=dict)   # piece -> [Answer], for the pieces recorded
     problems: dict = field(default_factory=dict)  # piece -> why its answers are unusable
     stopped: str = ""                             # why the run ended early, if it did
+    note: str = ""                                # what else the grader should say about the run
     sandbox: str = SANDBOX
 
 
@@ -580,6 +581,15 @@ def _read_back(scratch, name, limit):
         return f.read(limit + 1)[:limit]
 
 
+def _size(path):
+    """A regular file's size (0 for anything else), without following a link."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+
 def run_submission(nb, lesson, calls, cell_timeout=60, scratch_root=None, carried=None):
     """Execute nb (a NotebookNode) in a sandbox; calls: {piece: [(args, kwargs)]}.
     carried: {relative path: bytes} of the submission's other files (a learner's data), put
@@ -658,6 +668,10 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
 
 def _collect(run, scratch, calls, err):
     data = _read_back(scratch, runner.EXECUTED, MAX_NOTEBOOK_BYTES)
+    size = _size(scratch / runner.EXECUTED)
+    if data is None and size > MAX_NOTEBOOK_BYTES:
+        run.note = (f"its executed notebook ({size / 2**20:.0f} MiB) is more than the {MAX_NOTEBOOK_BYTES >> 20} MiB "
+                    "the grader reads back: its outputs are not shown; grades come from the recorded answers")
     try:
         run.notebook = nbformat.reads(data.decode(), as_version=4) if data else None
     except Exception:
@@ -669,7 +683,7 @@ def _collect(run, scratch, calls, err):
         reason = None
     if not run.stopped:
         run.stopped = str(reason)[:300] if reason else ""
-    if run.notebook is None and not run.stopped:
+    if run.notebook is None and not run.stopped and not run.note:
         tail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
         run.stopped = "the notebook could not be run" + (f": {tail[0][:200]}" if tail else "")
     for piece, piece_calls in calls.items():

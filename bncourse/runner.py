@@ -27,6 +27,7 @@ from bncourse.tripwire import BANNED_ENV, GRADING_ENV
 EXECUTED = "executed.ipynb"
 REPORT = "report.json"
 GRACE = 5  # seconds an interrupted cell gets to stop before the kernel is killed
+CELL_OUTPUT_BYTES = 4 << 20  # a cell's outputs kept (the kernel caps its printing: bncourse.outputcap)
 
 
 def _error(ename, evalue):
@@ -50,10 +51,37 @@ def _responsive(client):
     return False
 
 
+def _slim(nb):
+    """The notebook as the grader reads it back: code cells whole; text cells emptied (their
+    place kept), so pictures pasted into markdown never make the executed notebook too big."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            cell.source = ""
+            cell.pop("attachments", None)
+
+
+def _cap_outputs(cell, limit=CELL_OUTPUT_BYTES):
+    """Keep a cell's outputs up to `limit` bytes (in order; an error always), and say what was cut."""
+    sizes = [len(json.dumps(o)) for o in cell.outputs]
+    if sum(sizes) <= limit:
+        return
+    kept, used, cut, cut_bytes = [], 0, 0, 0
+    for output, size in zip(cell.outputs, sizes):
+        if used + size <= limit or output.get("output_type") == "error":
+            kept.append(output)
+            used += size
+        else:
+            cut, cut_bytes = cut + 1, cut_bytes + size
+    kept.append(nbformat.v4.new_output("stream", name="stdout", text=(
+        f"[... {cut} output(s), {cut_bytes:,} bytes, cut by the grader: a cell keeps {limit >> 20} MiB ...]\n")))
+    cell.outputs = kept
+
+
 def run(path, lesson, timeout, ban=()):
     """ban: the aten operators no answer of this lesson may call, armed before the first cell."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    _slim(nb)
     os.environ[GRADING_ENV] = lesson
     os.environ[BANNED_ENV] = ",".join(ban)
     client = NotebookClient(
@@ -61,9 +89,9 @@ def run(path, lesson, timeout, ban=()):
         shutdown_kernel="immediate",  # nothing in the kernel is needed after the last cell
         resources={"metadata": {"path": str(path.parent)}},
         extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR",
-                         # arm the tripwire before the learner's first cell
+                         # arm the tripwire before the learner's first cell; cap each cell's printing
                          "--IPKernelApp.exec_lines=__import__('bncourse.tripwire')"
-                         ".tripwire.arm_from_environment()"])
+                         ".tripwire.arm_from_environment(); __import__('bncourse.outputcap').outputcap.install()"])
     report = {"stopped_at": None, "reason": None}
     out = path.parent / EXECUTED
 
@@ -93,6 +121,7 @@ def run(path, lesson, timeout, ban=()):
                               "(it exited, crashed or ran out of memory)")
                 save()
                 break
+            _cap_outputs(cell)
             save()
     save()
 
