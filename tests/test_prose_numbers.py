@@ -2,7 +2,9 @@
 
 Markers (`NUMBER<!--= EXPR -->`) are evaluated with NAMESPACE: `result(name)`, the experiments' return
 values (tests/experiment_runs.py, shared with tests/test_experiments.py, so no experiment runs
-twice). Lessons in CHECKED may state no measured-looking number without a marker, unless their
+twice), and again with `result` from a second of torch's CPU kernel paths (experiment_runs.elsewhere):
+a learner's CPU adds up in another order, and float32 training is chaotic, so a stated number must
+hold on both. Lessons in CHECKED may state no measured-looking number without a marker, unless their
 code cells contain it literally (an input such as a learning rate)."""
 import inspect
 import sys
@@ -12,6 +14,7 @@ import nbformat
 import pytest
 
 from bncourse import covariate_shift, data, experiments, plots, why_it_works
+from tests import experiment_runs
 from tests.experiment_runs import result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +29,10 @@ def default(fn, name):
 
 NAMESPACE = {"result": result, "default": default, "data": data, "plots": plots,
              "covariate_shift": covariate_shift, "why_it_works": why_it_works, "experiments": experiments}
+PATHS = {  # kernel path -> namespace
+    f"here ({experiment_runs.CAPABILITY})": NAMESPACE,
+    experiment_runs.other_path(): {**NAMESPACE, "result": experiment_runs.elsewhere},
+}
 LESSONS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
 CHECKED = {  # lessons whose every measured-looking number is marked or printed
     "00_internal_covariate_shift",
@@ -48,8 +55,9 @@ def markdown_and_code(lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_every_marked_number_is_what_the_code_gives(lesson):
     cells, _ = markdown_and_code(lesson)
-    wrong = [prose_numbers.check(c, NAMESPACE) for text in cells for c in prose_numbers.claims(text)]
-    wrong = [str(c) for c in wrong if c.error]
+    wrong = [f"{claim} [{path}]" for text in cells for c in prose_numbers.claims(text)
+             for path, namespace in PATHS.items()
+             if (claim := prose_numbers.check(prose_numbers.Claim(c.number, c.expr), namespace)).error]
     assert not wrong, f"{lesson}: numbers in the text that the code does not give:\n" + "\n".join(wrong)
 
 
@@ -76,6 +84,23 @@ def test_tolerances_and_percentages():
     assert error("97.8 %<!--= 100 * acc ~ 0.5 -->", {"acc": 0.97})
     assert error("within 5<!--= x ~ 20% --> %", {"x": 5.9}) is None and error("5<!--= x ~ 20% -->", {"x": 6.1})
     assert "could not evaluate" in error("3<!--= undefined_name -->")
+
+
+def test_the_second_kernel_path_is_another():
+    """The child really runs other kernels (ATEN_CPU_CAPABILITY reached torch), unless this machine
+    has only one path."""
+    theirs = experiment_runs._worker().capability()
+    if experiment_runs.OTHER_CAPABILITY is None and theirs == "DEFAULT":
+        pytest.skip("this CPU has only torch's default kernels: one path to check")
+    assert theirs != experiment_runs.CAPABILITY
+
+
+def test_bounds():
+    def error(text, value):
+        return prose_numbers.check(prose_numbers.claims(text)[0], {"x": value}).error
+    assert error("65<!--= x ~ min -->", 64.6) is None and "below" in error("65<!--= x ~ min -->", 64.4)
+    assert error("85 %<!--= x ~ max -->", 85.4) is None and "above" in error("85 %<!--= x ~ max -->", 85.6)
+    assert error("85<!--= x ~ max -->", -1e9) is None and error("65<!--= x ~ min -->", 1e9) is None
 
 
 def test_unmarked_numbers_are_found_outside_code_maths_and_inputs():

@@ -7,13 +7,18 @@ rendered notebook:
     s = 0.25<!--= 0.5 / math.sqrt(4) -->, so ...
     97.8 %<!--= 100 * acc ~ 0.5 -->              (a percentage: compared as written, 97.8)
     within 5<!--= worst_ratio_percent ~ 20% --> %
+    65<!--= 100 * acc ~ min --> to 85 %<!--= 100 * acc ~ max -->   (a range: the ends are bounds)
 
 `EXPR` is a Python expression evaluated with `np`, `math`, `torch` and whatever the caller puts in
 the namespace (tests/test_prose_numbers.NAMESPACE: `result(name)`, an experiment's return value,
 see tests/experiment_runs.py; `default(fn, "arg")`, an argument's default; the modules `data`,
 `plots`, `covariate_shift`, `why_it_works`, `experiments`). ` ~ TOL` is an absolute tolerance,
 ` ~ P%` a relative one; without it the value must round to the number as written
-(|value - shown| <= half a unit of its last digit).
+(|value - shown| <= half a unit of its last digit). ` ~ min` and ` ~ max` make the number a bound:
+the value must not round to less (more) than it. A number that training produces moves with the
+CPU (float32 training is chaotic); tests/test_prose_numbers.py evaluates every marker under two
+of torch's kernel paths, and a tolerance or range must cover the spread that
+tools/kernel_spread.py measures over several.
 
 `unmarked(text, code)` lists the numbers a reader would take for measurements (decimals,
 percentages, "N times", "N×") that carry no marker: numbers inside code spans, LaTeX, links and
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 
 NUMBER = r"[-−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 MARKER = re.compile(rf"(?P<number>{NUMBER})(?P<percent>\s*%)?<!--=(?P<expr>.*?)-->", re.S)
-TOLERANCE = re.compile(r"^(?P<expr>.*?)\s+~\s*(?P<tol>[0-9.e+-]+)\s*(?P<relative>%)?\s*$", re.S)
+TOLERANCE = re.compile(r"^(?P<expr>.*?)\s+~\s*(?P<tol>[0-9.e+-]+|min|max)\s*(?P<relative>%)?\s*$", re.S)
 
 # what a reader takes for a measured number
 MEASURED = re.compile(r"(?<![\w.])(?P<number>\d+\.\d+|\d+(?=\s*%)|\d+(?=\s*(?:times\b|×))|(?<=×)\d+(?:\.\d+)?)")
@@ -71,13 +76,21 @@ def check(claim, namespace):
     expr, tol, relative = claim.expr, None, False
     m = TOLERANCE.match(expr)
     if m:
-        expr, tol, relative = m["expr"], float(m["tol"]), bool(m["relative"])
+        expr, tol, relative = m["expr"], m["tol"], bool(m["relative"])
     number = shown(claim.number)
     try:
         claim.value = float(eval(expr, {"np": _np(), "math": math, "torch": _torch(), **namespace}))
     except Exception as e:  # a marker that cannot be evaluated is a broken claim
         claim.error = f"could not evaluate: {type(e).__name__}: {e}"
         return claim
+    if tol in ("min", "max"):
+        slack = half_unit(claim.number) * (1 + 1e-9)
+        outside = claim.value < number - slack if tol == "min" else claim.value > number + slack
+        if outside:
+            side = "below the least" if tol == "min" else "above the most"
+            claim.error = f"the code gives {claim.value:.6g}, {side} the text allows ({claim.number})"
+        return claim
+    tol = float(tol) if tol is not None else None
     allowed = (abs(number) * tol / 100 if relative else tol) if tol is not None else half_unit(claim.number)
     if not abs(claim.value - number) <= allowed * (1 + 1e-9):
         claim.error = f"the code gives {claim.value:.6g}, the text says {claim.number} (allowed ±{allowed:.3g})"
