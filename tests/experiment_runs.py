@@ -12,7 +12,8 @@ own, on the other core. OTHER_CAPABILITY names that path: "default" (no vector i
 or the machine's own when this process already runs "default".
 
     python -m tests.experiment_runs --serve   # the child: says its kernel path, then answers each
-                                              # "name seed" line with a line of JSON (the result, pickled)
+                                              # "name seed" line with a line of JSON (the result, pickled);
+                                              # "name seed now" jumps the queue
 """
 import atexit
 import base64
@@ -135,7 +136,12 @@ class Worker:
 
     def result(self, name, seed=0):
         if (name, seed) not in self.results:
-            self.ask((name, seed))
+            with self.done:
+                waiting = (name, seed) not in self.answers
+            if waiting:   # to the front of the child's queue
+                self.proc.stdin.write(f"{name} {seed} now\n")
+                self.proc.stdin.flush()
+                self.asked.add((name, seed))
             answer = self._answer((name, seed))
             if "error" in answer:
                 raise RuntimeError(f"{name} (seed {seed}) failed under {other_path()}:\n{answer['error']}")
@@ -157,15 +163,37 @@ def _worker():
 
 
 def serve():
-    """The child's loop: for each "name seed" line on stdin, one line of JSON on stdout."""
+    """The child's loop: for each "name seed" line on stdin, one line of JSON on stdout. A line
+    ending in "now" (the parent is waiting for it) jumps the queue."""
     out, sys.stdout = sys.stdout, sys.stderr   # anything an experiment prints stays off the channel
     out.write(json.dumps({"capability": CAPABILITY}) + "\n")
     out.flush()
-    for line in sys.stdin:
-        name, seed = line.split()
-        answer = {"name": name, "seed": int(seed)}
+    queue, urgent, more = [], [], threading.Condition()
+
+    def read():
+        for line in sys.stdin:
+            name, seed, *now = line.split()
+            with more:
+                (urgent if now else queue).append((name, int(seed)))
+                more.notify()
+        with more:
+            queue.append(None)   # stdin closed: stop once the queue is done
+            more.notify()
+
+    threading.Thread(target=read, daemon=True).start()
+    done = set()
+    while True:
+        with more:
+            more.wait_for(lambda: urgent or queue)
+            key = (urgent or queue).pop(0)
+        if key is None:
+            return
+        if key in done:
+            continue
+        done.add(key)
+        answer = {"name": key[0], "seed": key[1]}
         try:
-            answer["pickle"] = base64.b64encode(pickle.dumps(_compute(name, int(seed)))).decode()
+            answer["pickle"] = base64.b64encode(pickle.dumps(_compute(*key))).decode()
         except Exception:
             answer["error"] = traceback.format_exc()
         out.write(json.dumps(answer) + "\n")
