@@ -1,4 +1,4 @@
-"""Command line: python -m autograder {release,grade,demo} ...
+"""Command line: python -m autograder {release,grade,report,demo} ...
 
   release [LESSON ...]                 regenerate course/ from solutions/
   grade INBOX --workdir DIR [--workers N]
@@ -10,6 +10,9 @@
                                        theirs in DIR/grades.csv, every other row is kept
   grade my_course --as-student me --workdir grading/me
                                        grade one learner's own working copy
+  report DIR [--out PATH]              the class report of a graded DIR: which named mistakes
+                                       how many learners made on each piece, scores, who handed
+                                       in what; writes DIR/report.html and prints a summary
   demo --workdir DIR                   build a small demo class and grade it
 """
 import argparse
@@ -37,10 +40,23 @@ def main(argv=None):
                     help="regrade only INBOX/NAME and merge its rows into DIR/grades.csv")
     gr.add_argument("--workers", type=int, default=None,
                     help="notebooks graded at once (default: one per core)")
+    rep = sub.add_parser("report", help="the class report of a graded workspace")
+    rep.add_argument("workdir", help="the --workdir of the grading (holds grades.csv, verdicts.csv)")
+    rep.add_argument("--out", help="where to write the page (default: WORKDIR/report.html)")
     demo = sub.add_parser("demo", help="grade a small demo class")
     demo.add_argument("--workdir", default="grading/demo")
     args = parser.parse_args(argv)
 
+    if args.command == "report":
+        from autograder import class_report
+        try:
+            path, text = class_report.write(args.workdir, args.out)
+        except class_report.ReportError as e:
+            print(f"no report: {e}", file=sys.stderr)
+            return 2
+        print(text)
+        print(f"\nThe class report: {path}")
+        return 0
     try:
         if args.command == "release":
             done = grading.release(args.lessons or None)

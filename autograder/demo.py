@@ -36,6 +36,16 @@ MISTAKES = {
     },
 }
 
+# what each of them plants: {student: {piece: the mistake's id in bncourse.misconceptions}}; the
+# class report (python -m autograder report) must count exactly these
+PLANTED = {
+    "ben_unbiased_swapped": {"batch_variance": "unbiased", "scale_and_shift": "swapped"},
+    "cy_one_pass_eps": {"batch_variance": "one_pass", "normalise": "eps_outside_sqrt"},
+    "gus_direct_path_flipped": {"batchnorm_backward_staged": "direct_path_only",
+                                "update_running_stats": "flipped"},
+}
+UNTOUCHED, BROKEN = "dee_untouched", "fay_broken_json"  # hand in only the first lesson
+
 
 def build_class(inbox):
     """Write INBOX/<student>/<lesson>/<lesson>.ipynb for the demo students; return the inbox."""
@@ -58,8 +68,8 @@ def build_class(inbox):
             if mine(answers, lesson):
                 hand_in(student, lesson, mine(answers, lesson))
     first = lessons[0]
-    hand_in("dee_untouched", first, fill_rest=False)       # handed back the blank notebook;
-    broken = inbox / "fay_broken_json" / first / f"{first}.ipynb"  # and nothing for the rest
+    hand_in(UNTOUCHED, first, fill_rest=False)       # handed back the blank notebook;
+    broken = inbox / BROKEN / first / f"{first}.ipynb"  # and nothing for the rest
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text('{"cells": [ this is not json')
     return inbox

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import exports, repair, sheets
-from autograder.reports import load_report
+from autograder.reports import load_report, report_path
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
 from autograder.submissions import grade_id, is_test_cell
@@ -27,6 +27,9 @@ from autograder.submissions import lessons as all_lessons
 
 CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests",
                "late_penalty"]  # then one column of points per graded piece (autograder.exports)
+# verdicts.csv, beside grades.csv: one row per graded piece of every submission that ran. kind is a
+# key of autograder.hidden.KINDS; mistake the id of the named mistake (bncourse.misconceptions), or ""
+VERDICT_COLUMNS = ["student", "lesson", "piece", "points", "max_points", "passed", "kind", "mistake"]
 
 
 class GradingError(RuntimeError):
@@ -71,6 +74,8 @@ class Row:
     flags: list = field(default_factory=list)  # code a human should look at (autograder.honesty)
     late_penalty: float = 0.0  # points taken off by the late-submission plugin (score is after it)
     pieces: dict = field(default_factory=dict)  # piece -> points scored
+    piece_max: dict = field(default_factory=dict)  # piece -> points it is worth
+    verdicts: dict = field(default_factory=dict)  # piece -> hidden.Verdict.data() (the run's report)
 
     def csv(self):
         return {"student": self.student, "lesson": self.lesson, "score": f"{self.score:g}",
@@ -232,6 +237,9 @@ def _scores(db_url, rows):
             if row.status.startswith(("missing", "malformed", "refused", "grading error")):
                 continue
             row.pieces = exports.piece_scores(gb, row.lesson, row.student)
+            row.piece_max = {cell.name[len("test_"):]: cell.max_score
+                             for notebook in gb.find_assignment(row.lesson).notebooks
+                             for cell in notebook.grade_cells if cell.name.startswith("test_")}
             if not row.pieces:
                 row.status = "grading error: no grades recorded"
                 continue
@@ -297,6 +305,8 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
                             if ready else note))
     todo = [r for r in rows if r.status.startswith("graded")]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    for row in todo:  # an earlier run's report must not stand in for a run that breaks now
+        report_path(work, row.student, row.lesson).unlink(missing_ok=True)
     _autograde_all(settings, todo, progress, workers)
     _scores(config.CourseDirectory.db_url, rows)
     for row in todo:
@@ -307,10 +317,12 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
         if report.get("note"):
             row.status += f"; {report['note']}"
         row.failed_tests = _failed_tests(work, row.student, row.lesson, report.get("deleted_tests", ()))
+        row.verdicts = report.get("verdicts", {})
     if student is not None:
         merge_csv(rows, work / "grades.csv")
     else:
         write_csv(rows, work / "grades.csv")
+    write_verdicts(rows, work / VERDICTS, merge=student is not None)
     return rows
 
 
@@ -440,6 +452,48 @@ def merge_csv(rows, path):
             for old in csv.DictReader(f):
                 kept.append(new.pop((old["student"], old["lesson"]), old))
     write_csv([r for r in rows if (r.student, r.lesson) in new], path, kept)
+
+
+VERDICTS = "verdicts.csv"
+
+
+def verdict_rows(row):
+    """verdicts.csv's rows of one submission: each graded piece's points (the gradebook's) and
+    its verdict (the sandboxed run's report). None of it is read from a message."""
+    out = []
+    for piece, points in row.pieces.items():
+        found = row.verdicts.get(piece)
+        if found is None:  # scored by nbgrader but never judged (not a hidden-test piece)
+            found = {"passed": points >= row.piece_max.get(piece, 0), "kind": "unjudged", "mistake": None}
+        out.append({"student": row.student, "lesson": row.lesson, "piece": piece,
+                    "points": f"{points:g}", "max_points": f"{row.piece_max.get(piece, 0):g}",
+                    "passed": str(bool(found["passed"])).lower(), "kind": found["kind"],
+                    "mistake": found["mistake"] or ""})
+    return out
+
+
+def write_verdicts(rows, path, merge=False):
+    """WORKDIR/verdicts.csv (VERDICT_COLUMNS) from the graded rows. merge: the rows' students
+    and lessons replace their earlier rows (a --student regrade, as merge_csv); the rest stay."""
+    regraded = {(r.student, r.lesson) for r in rows}
+    kept = []
+    if merge and path.exists():
+        with open(path, newline="") as f:
+            kept = [old for old in csv.DictReader(f) if (old["student"], old["lesson"]) not in regraded]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=VERDICT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept)
+        for row in rows:
+            writer.writerows(verdict_rows(row))
+
+
+def read_verdicts(workdir):
+    """verdicts.csv's rows, points as numbers, passed as a bool, mistake None when none."""
+    with open(Path(workdir) / VERDICTS, newline="") as f:
+        return [{**r, "points": float(r["points"]), "max_points": float(r["max_points"]),
+                 "passed": r["passed"] == "true", "mistake": r["mistake"] or None}
+                for r in csv.DictReader(f)]
 
 
 def summary(rows):

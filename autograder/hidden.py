@@ -16,13 +16,14 @@ file's source or the reference.
 import hashlib
 import hmac
 import zlib
+from dataclasses import dataclass
 
 from autograder import oracle as torch_oracle
 from autograder import reference
 from bncourse import judge, pieces
 from bncourse.answers import Answer, Calls, Replay, answer_calls
 from bncourse.cases import digest
-from bncourse.checks import CheckFailed, explain
+from bncourse.checks import QUIET, CheckFailed, explanation
 from bncourse.misconceptions import CATALOGUE
 
 HIDDEN_CASES = 40
@@ -60,16 +61,51 @@ def sources(piece):
     return {"the reference": judge.expected_from(reference, piece), spec.oracle_name: torch_side}
 
 
-def verdict(piece, fn, cases):
-    """(passed, message) for fn (a Replay of recorded answers, or the function itself)."""
+KINDS = {  # a verdict's kind: what happened, as data (the grader adds not_own_work and deleted)
+    "passed": "every hidden input answered right",
+    "wrong": "a wrong answer (with or without a named mistake)",
+    "not_implemented": "not implemented yet",
+    "missing": "no answers recorded (the notebook stopped, or the test cell did not finish)",
+    "forbidden": "called torch's own normalisation",
+    "not_own_work": "its answer cell used what answers may not use (autograder.honesty)",
+    "deleted": "its test cell was deleted from the notebook",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One piece's verdict. mistake: the id (Misconception.name, in bncourse.misconceptions'
+    CATALOGUE[piece]) of the mistake the message names first, or None; kind: a key of KINDS."""
+    piece: str
+    passed: bool
+    message: str
+    kind: str
+    mistake: str | None = None
+
+    def data(self):
+        """What the grader stores: everything but the message."""
+        return {"passed": self.passed, "kind": self.kind, "mistake": self.mistake}
+
+
+def judged(piece, fn, cases):
+    """The Verdict on fn (a Replay of recorded answers, or the function itself)."""
     name = pieces.spec(piece).oracle_name
     for source, expected in sources(piece).items():
         failure = judge.first_failure(piece, fn, cases, expected)
         if failure is not None:
-            plain = failure.kind in ("missing", "not_implemented", "forbidden")  # says it all
+            plain = failure.kind in QUIET  # says it all
             where = "" if plain else f"{piece} (hidden tests, compared with {source}): "
-            return False, where + explain(piece, fn, failure)
-    return True, f"✓ {piece}: all {len(cases)} hidden inputs match the reference and {name}"
+            message, mistake = explanation(piece, fn, failure)
+            return Verdict(piece, False, where + message, failure.kind if plain else "wrong",
+                           mistake.name if mistake else None)
+    return Verdict(piece, True, f"✓ {piece}: all {len(cases)} hidden inputs match the reference and {name}",
+                   "passed")
+
+
+def verdict(piece, fn, cases):
+    """(passed, message) for fn (a Replay of recorded answers, or the function itself)."""
+    found = judged(piece, fn, cases)
+    return found.passed, found.message
 
 
 def grade(piece, fn, namespace=None):

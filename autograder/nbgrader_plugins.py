@@ -84,11 +84,13 @@ class SandboxedExecute(Execute):
         _take_outputs(nb, run.notebook)
         forbidden, flags = honesty.read_notebook(nb.cells, lesson, self._released(lesson),
                                                  {p: p for p in pieces})
+        verdicts = {}  # piece -> hidden.Verdict.data(): kept beside the gradebook, for the class report
         for cell in nb.cells:
             piece = tested_piece(cell)
             if piece not in cases:
                 continue
             if piece in forbidden:
+                verdicts[piece] = {"passed": False, "kind": "not_own_work", "mistake": None}
                 cell.outputs = [_error("NotYourOwnWork", f"{piece} earns no points: its answer cell "
                                        + "; ".join(forbidden[piece]) + ". Answers must compute BatchNorm "
                                        "with their own code (numpy or torch primitives such as mean, "
@@ -101,9 +103,10 @@ class SandboxedExecute(Execute):
                 else "this test cell did not finish (see its error, or an error above it)")
             replay = answers.Replay(piece, calls[piece], run.answers.get(piece),
                                     missing=f"no answers of {piece} were recorded: {missing}")
-            passed, message = hidden.verdict(piece, replay, cases[piece])
-            cell.outputs = ([nbformat.v4.new_output("stream", name="stdout", text=message + "\n")]
-                            if passed else [_error("CheckFailed", message)])
+            found = hidden.judged(piece, replay, cases[piece])
+            verdicts[piece] = found.data()
+            cell.outputs = ([nbformat.v4.new_output("stream", name="stdout", text=found.message + "\n")]
+                            if found.passed else [_error("CheckFailed", found.message)])
         present = set(_tested_pieces(nb))
         deleted = [c.metadata.nbgrader.grade_id for c in self._released_cells(lesson)
                    if tested_piece(c) not in present | {None}]
@@ -111,8 +114,10 @@ class SandboxedExecute(Execute):
             nb.cells.append(nbformat.v4.new_markdown_cell(
                 f"**Grader:** the test cell `{grade_id}` was deleted from this notebook, so "
                 f"`{grade_id[len('test_'):]}` scores 0."))
+        for grade_id in deleted:
+            verdicts[grade_id[len("test_"):]] = {"passed": False, "kind": "deleted", "mistake": None}
         save_report(workspace, student, lesson, sandbox=run.sandbox, flags=flags,
-                    stopped=run.stopped, note=run.note, deleted_tests=deleted)
+                    stopped=run.stopped, note=run.note, deleted_tests=deleted, verdicts=verdicts)
         return nb, resources
 
     def _released_cells(self, lesson):

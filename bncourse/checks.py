@@ -30,17 +30,26 @@ class Verdict(int):
         pass
 
 
+QUIET = ("not_implemented", "missing", "forbidden")  # failures that say it all: nothing to diagnose
+
+
 def explain(piece, fn, failure):
     """A failure message that leads with the likely mistake, then the evidence."""
+    return explanation(piece, fn, failure)[0]
+
+
+def explanation(piece, fn, failure):
+    """(message, mistake): explain()'s message and the Misconception it names first (None when
+    it names none), so that a grader can keep the mistake as data instead of as words."""
     lines = []
-    quiet = failure.kind in ("not_implemented", "missing", "forbidden")  # nothing to diagnose
-    if not quiet:
-        for mistake in diagnose(piece, fn)[:1]:
-            lines.append(f"Likely mistake: {mistake.message}.")
+    quiet = failure.kind in QUIET
+    mistake = None if quiet else next(iter(diagnose(piece, fn)), None)
+    if mistake is not None:
+        lines.append(f"Likely mistake: {mistake.message}.")
     lines.append(str(failure))
     if failure.case is not None and not quiet:
         lines.append(f"(input: {failure.case.label})")
-    return "\n".join(lines)
+    return "\n".join(lines), mistake
 
 
 def namespace_of(fn):
