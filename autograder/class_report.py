@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import grading
+from autograder import reports
 
 REPORT = "report.html"
 # the kinds of failure that are not a wrong answer (autograder.hidden.KINDS), in the order shown
@@ -48,13 +48,13 @@ class PieceTally:
 def load(workdir):
     """(grades.csv's rows, verdicts.csv's rows) of a grading workspace."""
     work = Path(workdir)
-    missing = [name for name in ("grades.csv", grading.VERDICTS) if not (work / name).exists()]
+    missing = [name for name in ("grades.csv", reports.VERDICTS) if not (work / name).exists()]
     if missing:
         raise ReportError(f"{work} has no {' and no '.join(missing)}: grade the class first "
                           f"(python -m autograder grade INBOX --workdir {work})")
     with open(work / "grades.csv", newline="") as f:
         grades = list(csv.DictReader(f))
-    return grades, grading.read_verdicts(work)
+    return grades, reports.read_verdicts(work)
 
 
 def tally(verdicts):
@@ -92,9 +92,13 @@ def message_of(piece, mistake):
 
 
 def handed_in(grades):
-    """(students, lessons, {(student, lesson): grades.csv row}) in grades.csv's order."""
+    """(students, lessons, {(student, lesson): grades.csv row}): students in grades.csv's order,
+    lessons in the course's (then any other in grades.csv's order)."""
+    from autograder.submissions import lessons as course_lessons
     students = list(dict.fromkeys(r["student"] for r in grades))
-    lessons = list(dict.fromkeys(r["lesson"] for r in grades))
+    found = list(dict.fromkeys(r["lesson"] for r in grades))
+    order = {lesson: i for i, lesson in enumerate(course_lessons())}
+    lessons = sorted(found, key=lambda lesson: (order.get(lesson, len(order)), found.index(lesson)))
     return students, lessons, {(r["student"], r["lesson"]): r for r in grades}
 
 

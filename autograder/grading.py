@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import exports, repair, sheets
-from autograder.reports import load_report, report_path
+from autograder.reports import VERDICTS, load_report, report_path, write_verdicts
 from autograder.sandbox import UNSANDBOXED
 from autograder.settings import CELL_TIMEOUT, RELEASE, SOURCE, make_config
 from autograder.submissions import grade_id, is_test_cell
@@ -27,9 +27,6 @@ from autograder.submissions import lessons as all_lessons
 
 CSV_COLUMNS = ["student", "lesson", "score", "max_score", "status", "sandbox", "flags", "failed_tests",
                "late_penalty"]  # then one column of points per graded piece (autograder.exports)
-# verdicts.csv, beside grades.csv: one row per graded piece of every submission that ran. kind is a
-# key of autograder.hidden.KINDS; mistake the id of the named mistake (bncourse.misconceptions), or ""
-VERDICT_COLUMNS = ["student", "lesson", "piece", "points", "max_points", "passed", "kind", "mistake"]
 
 
 class GradingError(RuntimeError):
@@ -322,7 +319,8 @@ def grade(inbox, workdir, lessons=None, as_student=None, progress=True, cell_tim
         merge_csv(rows, work / "grades.csv")
     else:
         write_csv(rows, work / "grades.csv")
-    write_verdicts(rows, work / VERDICTS, merge=student is not None)
+    write_verdicts([v for row in todo for v in verdict_rows(row)], {(r.student, r.lesson) for r in rows},
+                   work / VERDICTS, merge=student is not None)
     return rows
 
 
@@ -454,9 +452,6 @@ def merge_csv(rows, path):
     write_csv([r for r in rows if (r.student, r.lesson) in new], path, kept)
 
 
-VERDICTS = "verdicts.csv"
-
-
 def verdict_rows(row):
     """verdicts.csv's rows of one submission: each graded piece's points (the gradebook's) and
     its verdict (the sandboxed run's report). None of it is read from a message."""
@@ -470,30 +465,6 @@ def verdict_rows(row):
                     "passed": str(bool(found["passed"])).lower(), "kind": found["kind"],
                     "mistake": found["mistake"] or ""})
     return out
-
-
-def write_verdicts(rows, path, merge=False):
-    """WORKDIR/verdicts.csv (VERDICT_COLUMNS) from the graded rows. merge: the rows' students
-    and lessons replace their earlier rows (a --student regrade, as merge_csv); the rest stay."""
-    regraded = {(r.student, r.lesson) for r in rows}
-    kept = []
-    if merge and path.exists():
-        with open(path, newline="") as f:
-            kept = [old for old in csv.DictReader(f) if (old["student"], old["lesson"]) not in regraded]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=VERDICT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(kept)
-        for row in rows:
-            writer.writerows(verdict_rows(row))
-
-
-def read_verdicts(workdir):
-    """verdicts.csv's rows, points as numbers, passed as a bool, mistake None when none."""
-    with open(Path(workdir) / VERDICTS, newline="") as f:
-        return [{**r, "points": float(r["points"]), "max_points": float(r["max_points"]),
-                 "passed": r["passed"] == "true", "mistake": r["mistake"] or None}
-                for r in csv.DictReader(f)]
 
 
 def summary(rows):
