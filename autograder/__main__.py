@@ -4,7 +4,8 @@
   grade INBOX --workdir DIR [--workers N]
                                        grade INBOX/<student>/<lesson>/*.ipynb, N notebooks at a
                                        time (default: one per core), each in a sandbox; writes
-                                       DIR/grades.csv and DIR/feedback/<student>/<lesson>/*.html
+                                       DIR/grades.csv, DIR/verdicts.csv and
+                                       DIR/feedback/<student>/<lesson>/*.html
   grade INBOX --workdir DIR --student NAME
                                        regrade one student of INBOX; their rows replace
                                        theirs in DIR/grades.csv, every other row is kept
@@ -13,7 +14,7 @@
   report DIR [--out PATH]              the class report of a graded DIR: which named mistakes
                                        how many learners made on each piece, scores, who handed
                                        in what; writes DIR/report.html and prints a summary
-  demo --workdir DIR                   build a small demo class and grade it
+  demo --workdir DIR                   build a small demo class, grade it, write its report
 """
 import argparse
 import shutil
@@ -83,6 +84,12 @@ def main(argv=None):
     print(f"\n{len(rows)} student x lesson rows, {ran} notebooks run, "
           f"in {time.perf_counter() - start:.1f} s. "
           f"Grades: {work / 'grades.csv'}; feedback: {work / 'feedback'}/<student>/<lesson>/")
+    if args.command == "demo":
+        from autograder import class_report
+        path, _ = class_report.write(work)
+        print(f"The class report (which named mistakes, how many learners): {path}")
+    else:
+        print(f"The class report: python -m autograder report {args.workdir}")
     return 0
 
 

@@ -96,6 +96,8 @@ def test_canvas_csv_maps_students_by_roster_id(graded):
 def test_regrading_one_student_leaves_the_others_untouched(graded, tmp_path):
     inbox, work = graded
     before = {r["student"]: r for r in read(work / "grades.csv")}
+    verdicts = read(work / "verdicts.csv")
+    assert {(v["student"], v["mistake"]) for v in verdicts if v["passed"] == "false"} == {("bob", "unbiased")}
     ada_files = {p: p.stat().st_mtime_ns for p in (work / "autograded" / "ada").rglob("*")}
     ada_files |= {p: p.stat().st_mtime_ns for p in (work / "feedback" / "ada").rglob("*")}
     hand_in(inbox, "bob")  # bob hands in a fixed notebook late
@@ -108,6 +110,12 @@ def test_regrading_one_student_leaves_the_others_untouched(graded, tmp_path):
     assert after["bob"]["score"] == after["bob"]["max_score"] != before["bob"]["score"]
     assert {p: p.stat().st_mtime_ns for p in ada_files} == ada_files
     assert [r["student"] for r in read(work / "grades.csv")] == list(before)
+    # verdicts.csv merged the same way: ada's rows as they were, bob's replaced (all passed now)
+    again = read(work / "verdicts.csv")
+    assert [v for v in again if v["student"] == "ada"] == [v for v in verdicts if v["student"] == "ada"]
+    assert sorted(v["piece"] for v in again if v["student"] == "bob") == \
+        sorted(v["piece"] for v in verdicts if v["student"] == "bob")
+    assert all(v["passed"] == "true" and v["kind"] == "passed" for v in again)
     missing = subprocess.run([sys.executable, "-m", "autograder", "grade", inbox, "--workdir", work,
                               "--student", "nobody"], capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "no student 'nobody'" in missing.stderr
