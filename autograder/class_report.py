@@ -23,6 +23,12 @@ REPORT = "report.html"
 NOT_ANSWERED = ("not_implemented", "missing", "forbidden", "not_own_work", "deleted", "unjudged")
 
 
+def _others(t):
+    """[(kind, learners)] of a piece's failures that are not wrong answers, in NOT_ANSWERED's order."""
+    return sorted(t.other.items(), key=lambda kv: (NOT_ANSWERED.index(kv[0]) if kv[0] in NOT_ANSWERED
+                                                   else len(NOT_ANSWERED), kv[0]))
+
+
 class ReportError(RuntimeError):
     """DIR holds no graded class (the command exits non-zero)."""
 
@@ -132,11 +138,22 @@ def summary(grades, verdicts):
             if t.wrong:
                 line += (f"; {len(t.wrong)} wrong, {len(t.unnamed)} of them with no named mistake "
                          f"({_pct(t.unnamed_share())})")
-            line += "".join(f"; {len(who)} {kind.replace('_', ' ')}" for kind, who in t.other.items())
+            line += "".join(f"; {len(who)} {kind.replace('_', ' ')}" for kind, who in _others(t))
             lines.append(line)
             for m, who in sorted(t.mistakes.items(), key=lambda kv: (-len(kv[1]), kv[0])):
                 lines.append(f"      {len(who)} × {m}: {message_of(piece, m)}")
+    ranked = ranking(tallies, lessons)
+    lines.append("\nTo re-explain first (named mistakes, most learners first):" if ranked else
+                 "\nNo named mistake was made.")
+    lines += [f"- {n} learner{'s' * (n != 1)}: {lesson} / {piece} / {m}" for n, lesson, piece, m in ranked[:10]]
     return "\n".join(lines)
+
+
+def ranking(tallies, lessons):
+    """[(learners, lesson, piece, mistake id)], most learners first, then in course order."""
+    return sorted(((len(who), lesson, piece, m) for lesson, by_piece in tallies.items()
+                   for piece, t in by_piece.items() for m, who in t.mistakes.items()),
+                  key=lambda r: (-r[0], lessons.index(r[1]) if r[1] in lessons else len(lessons), r[2], r[3]))
 
 
 # ------------------------------------------------------------------ the page
@@ -200,9 +217,7 @@ def page(grades, verdicts, title="Class report"):
            f"<p>{len(students)} learners, {len(lessons)} lessons. Counts are learners; a learner is "
            "counted once per piece. Built from <code>grades.csv</code> and <code>verdicts.csv</code>.</p>"]
 
-    rows = sorted(((len(who), lesson, piece, m) for lesson, by_piece in tallies.items()
-                   for piece, t in by_piece.items() for m, who in t.mistakes.items()),
-                  key=lambda r: (-r[0], lessons.index(r[1]) if r[1] in lessons else 0, r[2], r[3]))
+    rows = ranking(tallies, lessons)
     out.append("<h2>Named mistakes: what to re-explain</h2>")
     if rows:
         out.append("<table id='mistakes'><thead><tr><th>lesson</th><th>piece</th><th>mistake</th>"
@@ -228,7 +243,7 @@ def page(grades, verdicts, title="Class report"):
                    "<th>not answered</th><th>named mistakes (learners)</th></tr></thead><tbody>")
         for piece, t in by_piece.items():
             share = t.unnamed_share()
-            other = ", ".join(f"{len(w)} {k.replace('_', ' ')}" for k, w in t.other.items()) or "–"
+            other = ", ".join(f"{len(w)} {k.replace('_', ' ')}" for k, w in _others(t)) or "–"
             named = "<br>".join(f"<code>{_e(m)}</code> {len(w)}: {_e(message_of(piece, m))}"
                                 for m, w in sorted(t.mistakes.items(), key=lambda kv: (-len(kv[1]), kv[0])))
             out.append(f"<tr data-piece='{_e(piece)}' data-wrong='{len(t.wrong)}' "

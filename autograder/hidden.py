@@ -69,6 +69,7 @@ KINDS = {  # a verdict's kind: what happened, as data (the grader adds not_own_w
     "forbidden": "called torch's own normalisation",
     "not_own_work": "its answer cell used what answers may not use (autograder.honesty)",
     "deleted": "its test cell was deleted from the notebook",
+    "unjudged": "scored by nbgrader without a verdict of the hidden tests",
 }
 
 

@@ -186,6 +186,9 @@ def test_the_report_counts_exactly_the_planted_mistakes(graded):
             n, rest = line.strip().split(" × ", 1)
             said[lesson, piece, rest.split(":")[0]] = int(n)
     assert said == planted_counts()
+    ranked = [line[2:].split(": ", 1) for line in graded["stdout"].splitlines() if line.startswith("- ")]
+    assert {tuple(where.split(" / ")): int(n.split()[0]) for n, where in ranked} == planted_counts()
+    assert [int(n.split()[0]) for n, _ in ranked] == sorted(planted_counts().values(), reverse=True)
 
 
 def test_the_report_says_who_handed_in_what(graded):
