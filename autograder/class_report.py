@@ -19,8 +19,9 @@ from pathlib import Path
 from autograder import reports
 
 REPORT = "report.html"
-# the kinds of failure that are not a wrong answer (autograder.hidden.KINDS), in the order shown
-NOT_ANSWERED = ("not_implemented", "missing", "forbidden", "not_own_work", "deleted", "unjudged")
+# the kinds of failure that are not a wrong answer (autograder.hidden.KINDS), in the order shown;
+# an answer that raised an error is one of them, unless a named mistake explains it
+NOT_ANSWERED = ("raised", "not_implemented", "missing", "forbidden", "not_own_work", "deleted", "unjudged")
 
 
 def _others(t):
@@ -240,7 +241,7 @@ def page(grades, verdicts, title="Class report"):
             continue
         out.append(f"<table class='pieces' data-lesson='{_e(lesson)}'><thead><tr><th>piece</th>"
                    "<th>judged</th><th>passed</th><th>wrong</th><th>wrong, no named mistake</th>"
-                   "<th>not answered</th><th>named mistakes (learners)</th></tr></thead><tbody>")
+                   "<th>raised an error, or not answered</th><th>named mistakes (learners)</th></tr></thead><tbody>")
         for piece, t in by_piece.items():
             share = t.unnamed_share()
             other = ", ".join(f"{len(w)} {k.replace('_', ' ')}" for k, w in _others(t)) or "–"
@@ -256,7 +257,12 @@ def page(grades, verdicts, title="Class report"):
         out.append(f"<img class='figure' alt='{_e(lesson)}: score distribution per piece' "
                    f"src='{score_figure(lesson, by_piece)}'>")
 
-    out.append("<h2>Who handed in what</h2><table id='handed-in'><thead><tr><th>learner</th>"
+    out.append("<h2>Who handed in what</h2><p>Score for a graded notebook; <em>missing</em>: no "
+               "notebook where grading looked; <em>malformed</em>: not a readable notebook; "
+               "<em>refused</em>: links or special files; <em>error</em>: grading itself failed; "
+               "<em>absent</em>: that lesson was not graded for this learner. Hover a cell for "
+               "grades.csv's status.</p>")
+    out.append("<table id='handed-in'><thead><tr><th>learner</th>"
                + "".join(f"<th>{_e(lesson)}</th>" for lesson in lessons) + "</tr></thead><tbody>")
     for s in students:
         out.append(f"<tr><td>{_e(s)}</td>")

@@ -64,6 +64,7 @@ def sources(piece):
 KINDS = {  # a verdict's kind: what happened, as data (the grader adds not_own_work and deleted)
     "passed": "every hidden input answered right",
     "wrong": "a wrong answer (with or without a named mistake)",
+    "raised": "the answer raised an error that no named mistake explains",
     "not_implemented": "not implemented yet",
     "missing": "no answers recorded (the notebook stopped, or the test cell did not finish)",
     "forbidden": "called torch's own normalisation",
@@ -97,8 +98,8 @@ def judged(piece, fn, cases):
             plain = failure.kind in QUIET  # says it all
             where = "" if plain else f"{piece} (hidden tests, compared with {source}): "
             message, mistake = explanation(piece, fn, failure)
-            return Verdict(piece, False, where + message, failure.kind if plain else "wrong",
-                           mistake.name if mistake else None)
+            kind = failure.kind if plain else "raised" if failure.kind == "raised" and not mistake else "wrong"
+            return Verdict(piece, False, where + message, kind, mistake.name if mistake else None)
     return Verdict(piece, True, f"✓ {piece}: all {len(cases)} hidden inputs match the reference and {name}",
                    "passed")
 

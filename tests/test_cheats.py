@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from autograder import grading, sandbox, submissions
+from autograder.reports import read_verdicts
 from autograder.settings import REPO
 from tests.cheats import CHEATS, LESSON
 from tests.test_grading import CELL_TIMEOUT, feedback, hand_in, points
@@ -67,6 +68,14 @@ def test_a_cheat_earns_nothing_and_leaves_the_rest_alone(cheated, cheat):
     if cheat.flag:
         assert any(cheat.flag in f for f in row.flags), row.flags
     assert cheat.status in row.status
+    if row.pieces:  # the stored verdicts (verdicts.csv) agree, as data, with the points
+        stored = {v["piece"]: v for v in read_verdicts(work) if v["student"] == cheat.name}
+        assert set(stored) == set(row.pieces)
+        for v in stored.values():
+            assert v["passed"] == (v["kind"] == "passed") == (v["points"] == v["max_points"]), v
+        assert all(not stored[p]["passed"] for p, s in cheat.scores.items() if s == 0)
+        if "deleted" in cheat.name:
+            assert {v["kind"] for v in stored.values() if not v["passed"]} == {"deleted"}
 
 
 def test_nothing_outside_the_submissions_changed(cheated):

@@ -236,14 +236,14 @@ def test_wrong_answers_with_no_named_mistake_are_a_share_of_the_wrong_ones():
                 "passed": kind == "passed", "kind": kind, "mistake": mistake}
     rows = [v("a", "p", "passed", points=2.0), v("b", "p", "wrong", "m1"), v("c", "p", "wrong"),
             v("d", "p", "wrong"), v("e", "p", "not_implemented"), v("f", "p", "wrong", "m1"),
-            v("a", "q", "wrong", "m2"), v("b", "q", "deleted")]
+            v("a", "q", "wrong", "m2"), v("b", "q", "deleted"), v("g", "p", "raised")]
     t = class_report.tally(rows)["L"]
     assert (len(t["p"].wrong), len(t["p"].unnamed), t["p"].unnamed_share()) == (4, 2, 0.5)
-    assert {k: len(w) for k, w in t["p"].other.items()} == {"not_implemented": 1}
-    assert t["p"].points == Counter({0.0: 5, 2.0: 1})
+    assert {k: len(w) for k, w in t["p"].other.items()} == {"not_implemented": 1, "raised": 1}
+    assert t["p"].points == Counter({0.0: 6, 2.0: 1})
     assert t["q"].unnamed_share() == 0.0 and {k: len(w) for k, w in t["q"].other.items()} == {"deleted": 1}
     assert class_report.mistake_counts(rows) == {("L", "p", "m1"): 2, ("L", "q", "m2"): 1}
-    grades = [{"student": s, "lesson": "L", "score": "0", "max_score": "4", "status": "graded"} for s in "abcdef"]
+    grades = [{"student": s, "lesson": "L", "score": "0", "max_score": "4", "status": "graded"} for s in "abcdefg"]
     page = class_report.page(grades, rows)
     assert "data-wrong='4' data-unnamed='2'" in page and "2 (50%)" in page
 
