@@ -624,7 +624,10 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     command = [sys.executable, "-m", "bncourse.runner", str(inside / notebook.name),
                "--lesson", lesson, "--timeout", str(cell_timeout), "--ban", ",".join(pieces.lesson_bans(lesson))]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-           "MPLBACKEND": "agg", "MPLCONFIGDIR": str(inside / _matplotlib_cache(scratch).name),
+           # the kernel's inline backend, as in JupyterLab: figures become image/png outputs,
+           # which the feedback shows (with agg they were the text "<Figure size ...>")
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "MPLCONFIGDIR": str(inside / _matplotlib_cache(scratch).name),
            "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1",
            "OMP_NUM_THREADS": "1", "HOME": str(inside), "TMPDIR": str(inside / ".tmp")}
     # bncourse from where the grader has it: that folder is all the sandbox sees of the repo

@@ -44,6 +44,8 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
 
     from nbgrader.converters import Autograde, GenerateFeedback  # heavy: import lazily
 
+    from autograder import feedback
+    from autograder.feedback import FeedbackSummary
     from autograder.nbgrader_plugins import PrivateFeedback, SandboxedExecute, StderrIsNotFailure
 
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
@@ -52,8 +54,9 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
     steps.insert(1, StderrIsNotFailure)  # right after Execute, before grades are saved
     c.Autograde.autograde_preprocessors = steps
     c.GenerateFeedback.preprocessors = (list(GenerateFeedback.class_traits()["preprocessors"].default())
-                                        + [PrivateFeedback])
+                                        + [PrivateFeedback, FeedbackSummary])
     c.PrivateFeedback.enforce_metadata = False
+    feedback.configure(c)  # the page: maths as MathML (offline), a summary table, titles, folds
     # late submissions (only where the gradebook has a due date): autograder.late
     c.AssignLatePenalties.plugin_class = "autograder.late.PointsPerHourLate"
     c.PointsPerHourLate.points_per_hour = LATE_POINTS_PER_HOUR

@@ -55,6 +55,7 @@ GRADING_ONLY = {
 NOT_FOR_LEARNERS = {
     "nbgrader": "grading and the hub's exchange; the edition has no grader and no instructor tools",
     "pytest": "this repository's own tests",
+    "latex2mathml": "the grader's feedback page (autograder/feedback.py)",
 }
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
