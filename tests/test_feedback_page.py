@@ -19,15 +19,42 @@ import nbformat
 import pytest
 
 from autograder import grading, submissions
+from autograder.feedback import markdown_to_html, verdict_line
 from tests.catalogue import MUTANTS
 from tests.test_grading import TRACEBACK_MARKS, expected_message, points
 
 CHROMIUM = "/usr/bin/chromium"
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "feedback"
 MUTANT = next(m for m in MUTANTS if m.name == "var_unbiased")  # lesson 01: maths, figures, folds
 LESSON = MUTANT.lesson
+
+
+def test_maths_becomes_mathml_and_a_fold_stays_a_fold():
+    page = markdown_to_html("<details><summary>Hint</summary>\n\nDivide by $N$, not $N-1$:\n\n"
+                            "$$\n\\sigma^2 = \\frac{1}{N}\\sum_i (x_i - \\mu)^2\n$$\n\n</details>")
+    assert page.count("<math") == 3 and page.count('display="block"') == 1 and "<mfrac>" in page
+    assert "$" not in page and "\\frac" not in page
+    assert page.startswith("<details><summary>Hint</summary>") and page.rstrip().endswith("</details>")
+
+
+def test_tex_the_converter_cannot_read_is_shown_as_code_never_dropped():
+    page = markdown_to_html("Broken: $\\frac{1}{$ here.")
+    assert '<code class="tex">\\frac{1}{</code>' in page
+
+
+def _test_cell(*outputs):
+    return nbformat.v4.new_code_cell("", outputs=list(outputs))
+
+
+def test_the_summary_names_the_mistake_or_the_first_line():
+    named = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[], evalue=(
+        "batch_variance (hidden tests): Likely mistake: you divided by N-1.\nat index (1,) got 2, expected 1"))
+    other = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[],
+                                   evalue="batch_mean is not implemented yet\nfill in its cell")
+    passed = nbformat.v4.new_output("stream", name="stdout", text="batch_mean: all 12 checks passed\n")
+    assert verdict_line(_test_cell(named)) == "Likely mistake: you divided by N-1."
+    assert verdict_line(_test_cell(other)) == "batch_mean is not implemented yet"
+    assert verdict_line(_test_cell(passed)) == "correct"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +85,9 @@ def _allowed(url):
     return parts.scheme in ("file", "data") or parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
 def test_the_page_in_a_browser_offline(page_file):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     path, _ = page_file
     released = nbformat.read(submissions.notebook_path(LESSON), as_version=4)
     pieces = [p for p in map(submissions.tested_piece, released.cells) if p]
