@@ -16,6 +16,7 @@ Figures are the learner's own run's: the sandbox runs the kernel with the inline
 embeds as data URIs.
 """
 import html
+import re
 from pathlib import Path
 
 from jinja2 import pass_context
@@ -78,7 +79,12 @@ def verdict_line(cell):
             message = str(out.get("evalue", "")).strip()
             if MISTAKE in message:
                 return message[message.index(MISTAKE):].splitlines()[0]
-            return message.splitlines()[0] if message else out.get("ename", "failed")
+            if not message:
+                return out.get("ename", "failed")
+            line, piece = message.splitlines()[0], tested_piece(cell)
+            # "piece (hidden tests, ...): what is wrong": the table's first column names the piece
+            said = re.match(rf"{re.escape(piece)} \([^)]*\): (?=.)", line) if piece else None
+            return line[said.end():] if said else line
     return "correct"
 
 

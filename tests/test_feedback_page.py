@@ -43,17 +43,22 @@ def test_tex_the_converter_cannot_read_is_shown_as_code_never_dropped():
 
 
 def _test_cell(*outputs):
-    return nbformat.v4.new_code_cell("", outputs=list(outputs))
+    meta = {"nbgrader": {"grade": True, "solution": False, "grade_id": "test_batch_mean", "points": 2}}
+    return nbformat.v4.new_code_cell("", outputs=list(outputs), metadata=meta)
 
 
 def test_the_summary_names_the_mistake_or_the_first_line():
     named = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[], evalue=(
         "batch_variance (hidden tests): Likely mistake: you divided by N-1.\nat index (1,) got 2, expected 1"))
-    other = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[],
-                                   evalue="batch_mean is not implemented yet\nfill in its cell")
+    other = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[], evalue=(
+        "batch_mean (hidden tests, compared with the reference): batch_mean's output has shape (1, 3), "
+        "expected (3,)\n(input: float32 x of shape (4, 3))"))
+    untouched = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[],
+                                       evalue="batch_mean is not implemented yet\nfill in its cell")
     passed = nbformat.v4.new_output("stream", name="stdout", text="batch_mean: all 12 checks passed\n")
     assert verdict_line(_test_cell(named)) == "Likely mistake: you divided by N-1."
-    assert verdict_line(_test_cell(other)) == "batch_mean is not implemented yet"
+    assert verdict_line(_test_cell(other)) == "batch_mean's output has shape (1, 3), expected (3,)"
+    assert verdict_line(_test_cell(untouched)) == "batch_mean is not implemented yet"
     assert verdict_line(_test_cell(passed)) == "correct"
 
 
