@@ -24,6 +24,7 @@ from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from autograder.reports import load_report
 from autograder.submissions import tested_piece
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -88,15 +89,31 @@ def verdict_line(cell):
     return "correct"
 
 
+def _named_mistakes(info):
+    """{piece: "Likely mistake: ..."} from the verdicts the grader stored as data beside the
+    gradebook (autograder.reports; the mistake's id, its words from the catalogue); {} where
+    there are none (feedback of a notebook graded before they were kept)."""
+    from bncourse.misconceptions import CATALOGUE
+    workspace = Path(info["db_url"].replace("sqlite:///", "")).parent
+    stored = load_report(workspace, info["student"], info["assignment"]).get("verdicts", {})
+    found = {}
+    for piece, verdict in stored.items():
+        words = {m.name: m.message for m in CATALOGUE.get(piece, [])}.get((verdict or {}).get("mistake"))
+        if words:
+            found[piece] = f"{MISTAKE} {words}."
+    return found
+
+
 class FeedbackSummary(NbGraderPreprocessor):
     """resources["feedback_summary"]: [{piece, grade_id, score, points, verdict}] in notebook order,
-    read from the gradebook (so a deleted test cell still has its row, at 0) and the verdicts in
-    the test cells' outputs (the messages only: PrivateFeedback has already removed the rest)."""
+    read from the gradebook (so a deleted test cell still has its row, at 0); the mistake named by
+    the verdicts stored as data (_named_mistakes), else the test cell's message (verdict_line)."""
 
     def preprocess(self, nb, resources):
         from nbgrader.api import Gradebook, MissingEntry
         info = resources["nbgrader"]
         cells = {c.metadata.nbgrader.grade_id: c for c in nb.cells if tested_piece(c)}
+        named = _named_mistakes(info)
         rows = []
         with Gradebook(info["db_url"]) as gb:
             try:
@@ -111,7 +128,7 @@ class FeedbackSummary(NbGraderPreprocessor):
                 if grade is None or not grade_id.startswith("test_"):
                     continue
                 cell = cells.get(grade_id)
-                verdict = (verdict_line(cell) if cell is not None
+                verdict = (named.get(grade_id[len("test_"):]) or verdict_line(cell) if cell is not None
                            else "this test cell was deleted from the notebook")
                 score = grade.score or 0.0
                 if verdict == "correct" and score < grade.max_score:
