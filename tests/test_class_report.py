@@ -6,7 +6,7 @@ The demo class is graded once for the module, on its first lessons with planted 
 (lessons 01 and 02: four notebooks each), then two of its learners are regraded with --student
 on lesson 00 (the untouched notebook and the broken one), as an instructor would: the stored
 verdicts are merged, and the report covers every kind of row. The browser test opens the page
-offline in Chromium and keeps a screenshot in SCREENSHOTS (below).
+offline in Chromium and keeps a screenshot in tests/artifacts/class_report/.
 """
 import csv
 import hashlib
@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -24,10 +23,8 @@ from autograder import class_report, demo, exports, grading, hidden, reports, su
 from autograder.settings import REPO
 from bncourse import pieces
 from bncourse.misconceptions import CATALOGUE
+from tests.offline_browser import offline_page, screenshots
 
-CHROMIUM = "/usr/bin/chromium"
-# where the browser test keeps its screenshot for a person to look at (git-ignored)
-SCREENSHOTS = Path(os.environ.get("BNCOURSE_SCREENSHOTS", REPO / "screenshots"))
 LESSONS = submissions.lessons()
 FIRST = LESSONS[0]  # the one lesson the untouched and the broken learner hand in
 GRADED = LESSONS[1:3]  # lessons 01 and 02: four planted mistakes, eight short notebooks (the cost)
@@ -253,38 +250,18 @@ def test_wrong_answers_with_no_named_mistake_are_a_share_of_the_wrong_ones():
 def test_the_page_in_a_browser_offline(graded):
     """report.html opened from file:// in Chromium with every other request refused: its figures
     are <img> with data: URIs that load, the counts table shows the planted mistakes; a
-    screenshot of the whole page is kept in SCREENSHOTS."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+    screenshot of the whole page is kept in tests/artifacts/class_report/."""
     path = graded["work"] / class_report.REPORT
-    refused = []
-
-    def only_files(route):
-        if route.request.url.startswith(("file:", "data:")):
-            route.continue_()
-        else:
-            refused.append(route.request.url)
-            route.abort()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.route("**/*", only_files)
-            page.goto(path.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.src.slice(0, 21), e.complete && e.naturalWidth > 0])")
-            counts = page.eval_on_selector_all(
-                "#mistakes tbody tr", "rows => rows.map(r => [r.dataset.lesson, r.dataset.piece, "
-                "r.dataset.mistake, Number(r.cells[3].innerText)])")
-            visible = page.locator("#mistakes").is_visible()
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shot = SCREENSHOTS / "class_report.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    with offline_page((1280, 900)) as (page, refused):
+        page.goto(path.as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.src.slice(0, 21), e.complete && e.naturalWidth > 0])")
+        counts = page.eval_on_selector_all(
+            "#mistakes tbody tr", "rows => rows.map(r => [r.dataset.lesson, r.dataset.piece, "
+            "r.dataset.mistake, Number(r.cells[3].innerText)])")
+        visible = page.locator("#mistakes").is_visible()
+        shot = screenshots("class_report") / "class_report.png"
+        page.screenshot(path=str(shot), full_page=True)
     assert refused == []
     lessons_with_verdicts = {v["lesson"] for v in reports.read_verdicts(graded["work"])}
     assert len(images) == len(lessons_with_verdicts) > 0

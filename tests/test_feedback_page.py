@@ -11,9 +11,7 @@ Needs Debian's Chromium and playwright (the `browser` extra), as tests/test_lab.
 """
 import html
 import re
-import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import nbformat
 import pytest
@@ -21,10 +19,9 @@ import pytest
 from autograder import grading, submissions
 from autograder.feedback import markdown_to_html, verdict_line
 from tests.catalogue import MUTANTS
+from tests.offline_browser import offline_page, screenshots
 from tests.test_grading import TRACEBACK_MARKS, expected_message, points
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent / "artifacts" / "feedback"
 MUTANT = next(m for m in MUTANTS if m.name == "var_unbiased")  # lesson 01: maths, figures, folds
 LESSON = MUTANT.lesson
 
@@ -85,99 +82,73 @@ def test_the_page_carries_nothing_from_the_graders_machine(page_file):
         assert mark not in html.unescape(text), mark
 
 
-def _allowed(url):
-    parts = urlsplit(url)
-    return parts.scheme in ("file", "data") or parts.hostname in ("127.0.0.1", "localhost", "::1")
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
 def test_the_page_in_a_browser_offline(page_file):
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     path, _ = page_file
     released = nbformat.read(submissions.notebook_path(LESSON), as_version=4)
     pieces = [p for p in map(submissions.tested_piece, released.cells) if p]
     figures = sum(c.cell_type == "code" and "plots." in c.source for c in released.cells)
     assert pieces and figures
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    blocked = []
+    shots = screenshots("feedback")
+    with offline_page() as (page, blocked):
+        page.goto(path.as_uri(), wait_until="load")
+        page.screenshot(path=str(shots / "page.png"), full_page=True)
+        text = page.inner_text("body")
 
-    def route(r):
-        if _allowed(r.request.url):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
+        # maths: MathML elements laid out by the browser, no TeX left in the text
+        maths = page.evaluate("""() => [...document.querySelectorAll('math')].map(m => ({
+            mathml: m instanceof MathMLElement, visible: m.getClientRects().length > 0,
+            width: m.getBoundingClientRect().width}))""")
+        assert len(maths) >= 20 and all(m["mathml"] for m in maths)
+        assert all(m["width"] > 0 for m in maths if m["visible"])
+        stacked = page.evaluate("""() => [...document.querySelectorAll('mfrac')].filter(f =>
+            f.getClientRects().length).map(f => f.children[0].getBoundingClientRect().bottom
+                                                <= f.children[1].getBoundingClientRect().top + 1)""")
+        assert stacked and all(stacked), "a fraction is not drawn as numerator over denominator"
+        for raw in ("\\frac", "$$", "\\sum", "<Figure size"):
+            assert raw not in text, raw
 
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        try:
-            context = browser.new_context(viewport={"width": 1000, "height": 800})
-            context.route("**/*", route)
-            page = context.new_page()
-            page.goto(path.as_uri(), wait_until="load")
-            page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
-            text = page.inner_text("body")
+        # the summary: every graded piece, its points, correct or the named mistake
+        summary = page.locator("#feedback-summary")
+        summary.screenshot(path=str(shots / "summary.png"))
+        rows = summary.locator("tbody tr").all_inner_texts()
+        assert [r.split("\t")[0].strip() for r in rows] == pieces
+        worth = points()
+        for piece, row in zip(pieces, rows):
+            cells = [c.strip() for c in row.split("\t")]
+            if piece == MUTANT.piece:
+                assert cells[1] == f"0.0 / {float(worth[piece])}"
+                assert cells[2].startswith("Likely mistake:") and expected_message(MUTANT) in cells[2]
+            else:
+                assert cells[1:] == [f"{float(worth[piece])} / {float(worth[piece])}", "correct"], row
 
-            # maths: MathML elements laid out by the browser, no TeX left in the text
-            maths = page.evaluate("""() => [...document.querySelectorAll('math')].map(m => ({
-                mathml: m instanceof MathMLElement, visible: m.getClientRects().length > 0,
-                width: m.getBoundingClientRect().width}))""")
-            assert len(maths) >= 20 and all(m["mathml"] for m in maths)
-            assert all(m["width"] > 0 for m in maths if m["visible"])
-            stacked = page.evaluate("""() => [...document.querySelectorAll('mfrac')].filter(f =>
-                f.getClientRects().length).map(f => f.children[0].getBoundingClientRect().bottom
-                                                    <= f.children[1].getBoundingClientRect().top + 1)""")
-            assert stacked and all(stacked), "a fraction is not drawn as numerator over denominator"
-            for raw in ("\\frac", "$$", "\\sum", "<Figure size"):
-                assert raw not in text, raw
+        # each test titled by its piece; its failure message wraps inside its box
+        titles = page.locator(".nbgrader-label", has_text="Tests of").all_inner_texts()
+        assert [t.strip() for t in titles] == [f"Tests of {p}" for p in pieces]
+        assert "Test cell" not in text
+        failure = page.locator(".output_error pre", has_text=expected_message(MUTANT))
+        assert failure.count() == 1
+        box = failure.evaluate("""e => ({scroll: e.scrollWidth, client: e.clientWidth,
+            height: e.clientHeight, line: parseFloat(getComputedStyle(e).lineHeight)})""")
+        assert box["scroll"] <= box["client"], box
+        assert box["height"] > 3 * box["line"], box  # the long first line did wrap
+        page.locator(f"a[name='test_{MUTANT.piece}']").scroll_into_view_if_needed()
+        page.locator("div.cell", has=failure).screenshot(path=str(shots / "failure.png"))
 
-            # the summary: every graded piece, its points, correct or the named mistake
-            summary = page.locator("#feedback-summary")
-            summary.screenshot(path=str(ARTIFACTS / "summary.png"))
-            rows = summary.locator("tbody tr").all_inner_texts()
-            assert [r.split("\t")[0].strip() for r in rows] == pieces
-            worth = points()
-            for piece, row in zip(pieces, rows):
-                cells = [c.strip() for c in row.split("\t")]
-                if piece == MUTANT.piece:
-                    assert cells[1] == f"0.0 / {float(worth[piece])}"
-                    assert cells[2].startswith("Likely mistake:") and expected_message(MUTANT) in cells[2]
-                else:
-                    assert cells[1:] == [f"{float(worth[piece])} / {float(worth[piece])}", "correct"], row
+        # the learner's figures, as figures
+        images = page.evaluate("""() => [...document.querySelectorAll('.output_subarea img')].map(i =>
+            ({png: i.src.startsWith('data:image/png;base64,'), width: i.naturalWidth}))""")
+        assert len(images) == figures and all(i["png"] and i["width"] > 100 for i in images), images
+        first_figure = page.locator(".output_subarea img").first
+        first_figure.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "maths_and_figure.png"))
 
-            # each test titled by its piece; its failure message wraps inside its box
-            titles = page.locator(".nbgrader-label", has_text="Tests of").all_inner_texts()
-            assert [t.strip() for t in titles] == [f"Tests of {p}" for p in pieces]
-            assert "Test cell" not in text
-            failure = page.locator(".output_error pre", has_text=expected_message(MUTANT))
-            assert failure.count() == 1
-            box = failure.evaluate("""e => ({scroll: e.scrollWidth, client: e.clientWidth,
-                height: e.clientHeight, line: parseFloat(getComputedStyle(e).lineHeight)})""")
-            assert box["scroll"] <= box["client"], box
-            assert box["height"] > 3 * box["line"], box  # the long first line did wrap
-            page.locator(f"a[name='test_{MUTANT.piece}']").scroll_into_view_if_needed()
-            page.locator("div.cell", has=failure).screenshot(path=str(ARTIFACTS / "failure.png"))
-
-            # the learner's figures, as figures
-            images = page.evaluate("""() => [...document.querySelectorAll('.output_subarea img')].map(i =>
-                ({png: i.src.startsWith('data:image/png;base64,'), width: i.naturalWidth}))""")
-            assert len(images) == figures and all(i["png"] and i["width"] > 100 for i in images), images
-            first_figure = page.locator(".output_subarea img").first
-            first_figure.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "maths_and_figure.png"))
-
-            # folds: closed, with their marker, and they open
-            hint = page.locator("details", has=page.locator("summary", has_text="Hint")).first
-            body = hint.locator("p").first
-            assert hint.evaluate("d => !d.open") and not body.is_visible()
-            assert hint.locator("summary").evaluate("s => getComputedStyle(s).display") == "list-item"
-            hint.locator("summary").click()
-            assert body.is_visible()
-            hint.screenshot(path=str(ARTIFACTS / "hint_opened.png"))
-        finally:
-            browser.close()
+        # folds: closed, with their marker, and they open
+        hint = page.locator("details", has=page.locator("summary", has_text="Hint")).first
+        body = hint.locator("p").first
+        assert hint.evaluate("d => !d.open") and not body.is_visible()
+        assert hint.locator("summary").evaluate("s => getComputedStyle(s).display") == "list-item"
+        hint.locator("summary").click()
+        assert body.is_visible()
+        hint.screenshot(path=str(shots / "hint_opened.png"))
     assert blocked == [], f"the page asked the network for {blocked}"
-    print(f"\nfeedback screenshots: {ARTIFACTS}")
+    print(f"\nfeedback screenshots: {shots}")
