@@ -378,14 +378,17 @@ def _start_worker(settings):
 
 
 def _grade_one(lesson, student):
-    """Autograde and write feedback for one notebook; '' or the reason it could not be graded."""
+    """Autograde and write feedback for one notebook: (the reason it could not be graded, or '';
+    a note for its status, or '': feedback that could not be written is said, never silent)."""
     api = _worker["api"]
     with _worker["lock"].held():
         result = api.autograde(lesson, student, force=True, create=True)
         if not result["success"]:
-            return "grading error: " + _reason(result.get("log", "") + result.get("error", ""))
-        api.generate_feedback(lesson, student, force=True)
-    return ""
+            return "grading error: " + _reason(result.get("log", "") + result.get("error", "")), ""
+        written = api.generate_feedback(lesson, student, force=True)
+    if not written["success"]:
+        return "", "no feedback page: " + _reason(written.get("log", "") + written.get("error", ""))
+    return "", ""
 
 
 def _autograde_all(settings, todo, progress, workers):
@@ -398,9 +401,12 @@ def _autograde_all(settings, todo, progress, workers):
     bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)
     left = list(todo)
 
-    def finished(row, problem):
+    def finished(row, outcome):
+        problem, note = outcome
         if problem:
             row.status = problem
+        elif note:
+            row.status += f"; {note}"
         left.remove(row)
         bar.update()
 

@@ -139,3 +139,17 @@ def test_the_size_that_cannot_be_read_back_is_said(tmp_path, monkeypatch):
     sandbox._collect(run, tmp_path, {}, b"")
     assert run.notebook is None and not run.stopped
     assert "the grader reads back: its outputs are not shown; grades come from the recorded answers" in run.note
+
+
+def test_feedback_that_cannot_be_written_is_said(tmp_path, monkeypatch):
+    """A feedback page nbgrader fails to write leaves the grade standing and says so in the status
+    (it used to leave no page and no word)."""
+    from autograder import feedback
+
+    def broken(self, nb, resources):
+        raise RuntimeError("a broken feedback template")
+    monkeypatch.setattr(feedback.FeedbackSummary, "preprocess", broken)
+    submissions.write(submissions.filled_notebook(LESSON), tmp_path / "inbox" / "ada" / LESSON / f"{LESSON}.ipynb")
+    [row] = grading.grade(tmp_path / "inbox", tmp_path / "work", progress=False, workers=1)  # (in this process)
+    assert (row.score, row.max_score) == (FULL, FULL)
+    assert row.status == "graded; no feedback page: RuntimeError: a broken feedback template", row.status
