@@ -79,6 +79,8 @@ def changes(what, before, obj):
 
 # ---------------------------------------------------------------- the adapters
 
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # a BatchNorm's, in torch's order
+
 def torch_layers(weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
     """The Linear (or Conv2d, for a 4-D weight) and the eval-mode BatchNorm these arrays describe;
     an empty bias means a layer without one."""
@@ -229,7 +231,7 @@ def _layout(module):
         return ", ".join(sorted(f"{n} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}"
                                 + " requires_grad" * v.requires_grad + " grad_fn" * (v.grad_fn is not None)
                                 for n, v in pairs))
-    none = [n for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    none = [n for n in ("weight", "bias", *BUFFERS)
             if n in module._parameters and module._parameters[n] is None
             or n in module._buffers and module._buffers[n] is None]
     return (f"parameters: {listing(module.named_parameters()) or 'none'}; "
@@ -367,7 +369,7 @@ def adapt_module(cls, exact=False, piece=None):
             steps["dbias"].append(grad_of(module, "bias"))
             for p in module.parameters():
                 p.grad = None
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
+            for name in BUFFERS:
                 steps[name].append(buffer_of(module, name))
             states.append(module_state(module, compute))
         out.update({k: np.stack(v) for k, v in steps.items()})
@@ -381,7 +383,7 @@ def adapt_module(cls, exact=False, piece=None):
         if getattr(module, "running_mean", None) is not None:  # (torch's own fails without buffers)
             module.reset_running_stats()
         out["after reset_running_stats()"] = np.concatenate(
-            [buffer_of(module, n).reshape(-1) for n in ("running_mean", "running_var", "num_batches_tracked")])
+            [buffer_of(module, n).reshape(-1) for n in BUFFERS])
         fresh = build(compute)
         try:
             fresh.load_state_dict({k: torch.as_tensor(v).to(compute if v.dtype.kind == "f" else torch.int64)
@@ -458,9 +460,6 @@ def torch_function():
 # forward (with the running statistics), its eval forward, its input errors. Each step is judged
 # as a function of arrays; while the module itself is judged, torch's versions of the steps
 # stand in for the learner's (the torch_* factories below), so a wrong step costs only its points.
-
-BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
 
 def _initial_values(module, names):
     """The values of the module's tensors `names` that exist, one after the other."""
@@ -604,7 +603,7 @@ def torch_parameters():
                                     device=device, dtype=dtype, bias=bias)
         for name in ("weight", "bias"):
             module.register_parameter(name, twin._parameters[name])
-        for name in ("running_mean", "running_var", "num_batches_tracked"):
+        for name in BUFFERS:
             module.register_buffer(name, twin._buffers[name])
     return make_parameters_and_buffers
 

@@ -215,8 +215,8 @@ def called_as_documented(piece, stand_in):
 
 
 def _keep_dtype(trusted, name):
-    """Trusted maths computes in float64; hand back the dtype of the piece's first input (its
-    first documented argument, however it was passed), as a learner's would."""
+    """Trusted maths computes in float64; hand back the dtype of the piece's first input, as a
+    learner's would (stand_in calls it with every documented argument in place, positionally)."""
     def part(*args, **kwargs):
         dtype = np.asarray(args[0]).dtype
         out = trusted(*args, **kwargs)
@@ -224,16 +224,14 @@ def _keep_dtype(trusted, name):
             return tuple(np.asarray(o).astype(dtype) for o in out)
         return np.asarray(out).astype(dtype)
     part.__name__ = name
-    return called_as_documented(name, part)
+    return part
 
 
 def stand_in(piece):
     """What takes the learner's `piece` while a later piece that calls it is judged: its trusted
     version, or torch's answer (its oracle) in the input's dtype; called as the learner's may be."""
     part = spec(piece)
-    if part.trusted:
-        return called_as_documented(piece, part.trusted())
-    return _keep_dtype(part.oracle, piece)
+    return called_as_documented(piece, part.trusted() if part.trusted else _keep_dtype(part.oracle, piece))
 
 
 @contextlib.contextmanager
