@@ -68,6 +68,7 @@ KINDS = {  # a verdict's kind: what happened, as data (the grader adds not_own_w
     "not_implemented": "not implemented yet",
     "missing": "no answers recorded (the notebook stopped, or the test cell did not finish)",
     "forbidden": "called torch's own normalisation",
+    "demonstration": "used a name that only a demonstration cell (not run while grading) defines",
     "not_own_work": "its answer cell used what answers may not use (autograder.honesty)",
     "deleted": "its test cell was deleted from the notebook",
     "unjudged": "scored by nbgrader without a verdict of the hidden tests",

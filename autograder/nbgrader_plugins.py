@@ -65,9 +65,11 @@ class SandboxedExecute(Execute):
 
     release_directory = Unicode("", help="the released notebooks, to tell learner code from "
                                          "the code they were handed").tag(config=True)
+    source_directory = Unicode("", help="the instructor's notebooks: their cells tagged as "
+                                        "demonstrations are not run while grading").tag(config=True)
 
     def preprocess(self, nb, resources):
-        from autograder import hidden, honesty, sandbox
+        from autograder import demonstrations, hidden, honesty, sandbox
         from autograder.reports import save_report, secret_key
 
         info = resources["nbgrader"]
@@ -77,11 +79,14 @@ class SandboxedExecute(Execute):
         pieces = [p for p in _tested_pieces(nb) if p in hidden.PIECES]
         cases = {p: hidden.hidden_cases(p, key) for p in pieces}
         calls = {p: hidden.calls_for(p, cases[p]) for p in pieces}
+        # read from the instructor's notebook only: a submission's own tags skip nothing
+        skip = demonstrations.to_skip(nb, demonstrations.from_source(self.source_directory, lesson))
         with Coordination.while_running():
             run = sandbox.run_submission(nb, lesson, calls, cell_timeout=self.timeout,
-                                         scratch_root=workspace,
+                                         scratch_root=workspace, skip=skip,
                                          carried=_carried(resources.get("metadata", {}).get("path")))
         _take_outputs(nb, run.notebook)
+        only_skipped = set().union(*(demonstrations.defined_names(nb.cells[i].source) for i in skip))
         forbidden, flags = honesty.read_notebook(nb.cells, lesson, self._released(lesson),
                                                  {p: p for p in pieces})
         verdicts = {}  # piece -> hidden.Verdict.data(): kept beside the gradebook, for the class report
@@ -101,6 +106,7 @@ class SandboxedExecute(Execute):
             missing = run.problems.get(piece) or (
                 "the notebook stopped before this test ran: " + run.stopped if run.stopped
                 else "this test cell did not finish (see its error, or an error above it)")
+            demonstrations.blame(run.answers.get(piece), only_skipped)
             replay = answers.Replay(piece, calls[piece], run.answers.get(piece),
                                     missing=f"no answers of {piece} were recorded: {missing}")
             found = hidden.judged(piece, replay, cases[piece])
@@ -114,10 +120,16 @@ class SandboxedExecute(Execute):
             nb.cells.append(nbformat.v4.new_markdown_cell(
                 f"**Grader:** the test cell `{grade_id}` was deleted from this notebook, so "
                 f"`{grade_id[len('test_'):]}` scores 0."))
+        if skip:  # said where the learner reads it
+            nb.cells.append(nbformat.v4.new_markdown_cell(
+                f"**Grader:** {len(skip)} demonstration cell{'s' * (len(skip) > 1)} of this lesson "
+                "decide no grade and were not run while grading: "
+                + ", ".join(f"`{name}`" for name in skip.values()) + "."))
         for grade_id in deleted:
             verdicts[grade_id[len("test_"):]] = {"passed": False, "kind": "deleted", "mistake": None}
         save_report(workspace, student, lesson, sandbox=run.sandbox, flags=flags,
-                    stopped=run.stopped, note=run.note, deleted_tests=deleted, verdicts=verdicts)
+                    stopped=run.stopped, note=run.note, deleted_tests=deleted, verdicts=verdicts,
+                    skipped=list(skip.values()))
         return nb, resources
 
     def _released_cells(self, lesson):

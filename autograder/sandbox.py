@@ -590,8 +590,9 @@ def _size(path):
     return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
-def run_submission(nb, lesson, calls, cell_timeout=60, scratch_root=None, carried=None):
-    """Execute nb (a NotebookNode) in a sandbox; calls: {piece: [(args, kwargs)]}.
+def run_submission(nb, lesson, calls, cell_timeout=60, scratch_root=None, carried=None, skip=()):
+    """Execute nb (a NotebookNode) in a sandbox; calls: {piece: [(args, kwargs)]}; skip: the
+    indices of cells not to run (demonstrations, chosen by the grader).
     carried: {relative path: bytes} of the submission's other files (a learner's data), put
     beside the notebook as nbgrader puts them beside it in autograded/."""
     scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch_root)).resolve()
@@ -603,12 +604,12 @@ def run_submission(nb, lesson, calls, cell_timeout=60, scratch_root=None, carrie
                 continue  # never a file the grader reads back or writes itself
             (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
             (scratch / rel).write_bytes(data)
-        return _run(nb, lesson, calls, cell_timeout, scratch)
+        return _run(nb, lesson, calls, cell_timeout, scratch, skip)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(nb, lesson, calls, cell_timeout, scratch):
+def _run(nb, lesson, calls, cell_timeout, scratch, skip=()):
     os.chmod(scratch, 0o777)  # the sandbox's unprivileged user writes here
     notebook = scratch / f"{lesson}.ipynb"
     nbformat.write(nb, notebook)
@@ -622,7 +623,8 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     sandboxed = mode == BUBBLEWRAP
     inside = INSIDE if sandboxed else scratch
     command = [sys.executable, "-m", "bncourse.runner", str(inside / notebook.name),
-               "--lesson", lesson, "--timeout", str(cell_timeout), "--ban", ",".join(pieces.lesson_bans(lesson))]
+               "--lesson", lesson, "--timeout", str(cell_timeout), "--ban", ",".join(pieces.lesson_bans(lesson)),
+               "--skip", ",".join(map(str, sorted(skip)))]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
            # the kernel's inline backend, as in JupyterLab: figures become image/png outputs,
            # which the feedback shows (with agg they were the text "<Figure size ...>")
@@ -634,7 +636,7 @@ def _run(nb, lesson, calls, cell_timeout, scratch):
     env["PYTHONPATH"] = str(Path(bncourse.__file__).resolve().parents[1])
     if sandboxed:
         command = _bwrap_args(scratch) + command
-    code_cells = sum(c.cell_type == "code" for c in nb.cells)
+    code_cells = sum(c.cell_type == "code" for c in nb.cells) - len(skip)
     deadline = min(cell_timeout * code_cells, 1200) + 60
     run = Run(sandbox=mode)
     before = _processes() if mode == POD else ()

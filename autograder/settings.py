@@ -38,6 +38,7 @@ def configure(c, root=REPO / "grading", source=SOURCE, release=RELEASE, db=None,
 
     c.Execute.timeout = cell_timeout
     c.SandboxedExecute.release_directory = str(Path(release))
+    c.SandboxedExecute.source_directory = str(Path(source))
     c.Execute.interrupt_on_timeout = True
     # no history file per kernel; and quiet the kernel's own start-up warnings on the terminal
     c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]

@@ -30,7 +30,7 @@ class Verdict(int):
         pass
 
 
-QUIET = ("not_implemented", "missing", "forbidden")  # failures that say it all: nothing to diagnose
+QUIET = ("not_implemented", "missing", "forbidden", "demonstration")  # failures that say it all: nothing to diagnose
 
 
 def explain(piece, fn, failure):

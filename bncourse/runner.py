@@ -1,12 +1,14 @@
 """Run one notebook top to bottom inside the grading sandbox.
 
-    python -m bncourse.runner NOTEBOOK --lesson ID --timeout SECONDS [--ban OP,OP...]
+    python -m bncourse.runner NOTEBOOK --lesson ID --timeout SECONDS [--ban OP,OP...] [--skip I,J...]
 
 The grader (autograder/sandbox.py) starts this inside the sandbox, so the kernel and its
 client share the sandbox's private network. It saves the notebook after every cell, so
 whatever ran before a hang or a crash still counts, and writes REPORT (JSON) on the way
 out: which cell stopped the run and why. Everything it writes is evidence for the grader,
-never trusted: grades come from the recorded answers, judged outside.
+never trusted: grades come from the recorded answers, judged outside. The cells --skip names
+(the grader's choice of demonstration cells, autograder/demonstrations.py) are not run: they get
+SKIPPED_NOTE as their output.
 """
 import argparse
 import json
@@ -26,6 +28,7 @@ from bncourse.tripwire import BANNED_ENV, GRADING_ENV
 
 EXECUTED = "executed.ipynb"
 REPORT = "report.json"
+SKIPPED_NOTE = "(demonstration: not run while grading)\n"
 GRACE = 5  # seconds an interrupted cell gets to stop before the kernel is killed
 CELL_OUTPUT_BYTES = 4 << 20  # a cell's outputs kept (the kernel caps its printing: bncourse.outputcap)
 
@@ -77,8 +80,9 @@ def _cap_outputs(cell, limit=CELL_OUTPUT_BYTES):
     cell.outputs = kept
 
 
-def run(path, lesson, timeout, ban=()):
-    """ban: the aten operators no answer of this lesson may call, armed before the first cell."""
+def run(path, lesson, timeout, ban=(), skip=()):
+    """ban: the aten operators no answer of this lesson may call, armed before the first cell;
+    skip: indices of the cells not to run."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     _slim(nb)
@@ -103,6 +107,10 @@ def run(path, lesson, timeout, ban=()):
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
+                continue
+            if index in skip:
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=SKIPPED_NOTE)]
+                cell.execution_count = None
                 continue
             try:
                 client.execute_cell(cell, index)
@@ -132,8 +140,10 @@ def main(argv=None):
     parser.add_argument("--lesson", required=True)
     parser.add_argument("--timeout", type=int, default=60)
     parser.add_argument("--ban", default="", help="comma-separated aten operators to switch off")
+    parser.add_argument("--skip", default="", help="comma-separated indices of cells not to run")
     args = parser.parse_args(argv)
-    run(args.notebook, args.lesson, args.timeout, [op for op in args.ban.split(",") if op])
+    run(args.notebook, args.lesson, args.timeout, [op for op in args.ban.split(",") if op],
+        {int(i) for i in args.skip.split(",") if i})
     return 0
 
 

@@ -1,0 +1,127 @@
+"""Demonstration cells: the lesson's experiments, plots and timings, which decide no grade.
+
+The instructor tags them in solutions/ with the ordinary cell tag `demonstration`; the
+release keeps the tag, so learners run everything. While grading, a submission's cell is
+left out only when its source is exactly the source of a tagged cell of the *instructor's*
+notebook (tags in a submission count for nothing, and a cell the learner edited always
+runs), and never when the submission marks it as an answer or a test cell (running more is
+always safe). tests/test_repo.py checks that no untagged cell of a lesson uses a name that
+only a tagged cell defines, so nothing a graded piece or a test needs is ever skipped.
+"""
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+
+TAG = "demonstration"
+NOTE = "demonstration: not run while grading"
+
+
+def is_tagged(cell):
+    return cell.get("cell_type") == "code" and TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def from_source(source_dir, lesson):
+    """{source: grade_id (or cell index)} of the tagged cells of the instructor's notebook of
+    `lesson` in source_dir; {} when there is none."""
+    if not source_dir:
+        return {}
+    path = Path(source_dir, lesson, f"{lesson}.ipynb")
+    if not path.is_file():
+        return {}
+    nb = nbformat.read(path, as_version=4)
+    return {c.source: c.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {i}"
+            for i, c in enumerate(nb.cells) if is_tagged(c) and c.source.strip()}
+
+
+def to_skip(nb, tagged):
+    """{index: name} of the submission's cells that grading leaves out (see the module doc)."""
+    skip = {}
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        name = tagged.get(cell.get("source", ""))
+        if name is not None:
+            skip[index] = name
+    return skip
+
+
+def defined_names(source):
+    """Names a cell binds at its top level (assignments, imports, defs, loop and with targets,
+    also inside if/try/for/with blocks); empty when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found = set()
+
+    def visit(statements):
+        for node in statements:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.add(node.name)
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.update((a.asname or a.name).split(".")[0] for a in node.names)
+                continue
+            bodies = [getattr(node, f, []) for f in ("body", "orelse", "finalbody", "handlers")]
+            if any(bodies):  # a block: its header here (loop and with targets), its body below
+                heads = [getattr(node, "target", None)] + [i.optional_vars for i in getattr(node, "items", [])]
+                heads += [ast.Name(id=h.name, ctx=ast.Store()) for h in getattr(node, "handlers", []) if h.name]
+            else:
+                heads = [node]
+            for head in filter(None, heads):
+                found.update(n.id for n in ast.walk(head) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+            for body in bodies:
+                visit(body)
+
+    visit(tree.body)
+    return found
+
+
+def used_names(source):
+    """The global names a cell reads: at its top level, or inside the functions and classes it
+    defines (less their parameters and locals); None when it does not parse (then it may use
+    anything)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+
+    def reads(node):
+        found = set()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                a = child.args
+                local = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg] if x}
+                local |= {n.id for n in ast.walk(child) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+                found |= reads(child) - local
+                found |= {n.id for d in getattr(child, "decorator_list", []) for n in ast.walk(d)
+                          if isinstance(n, ast.Name)}
+            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
+                found.add(child.id)
+            else:
+                found |= reads(child)
+        return found
+
+    return reads(tree)
+
+
+_NAME_ERROR = re.compile(r"^(.*?) raised NameError: name '([^']+)' is not defined")
+
+
+def blame(answers, names):
+    """Reword the recorded errors of a learner's function that failed for want of a global only
+    a skipped cell defines (`names`): the learner is told why, not handed a bare NameError."""
+    for answer in answers or []:
+        if not answer.error or answer.error[0] != "raised":
+            continue
+        found = _NAME_ERROR.match(answer.error[1])
+        if found and found.group(2) in names:
+            fn, name = found.groups()
+            answer.error = (KIND, f"{fn} uses `{name}`, defined in a demonstration cell that is not "
+                                  "run while grading; define it inside your function or in your own cell")
+
+
+KIND = "demonstration"  # the failure kind of such an error (a plain message: nothing to diagnose)
