@@ -2,11 +2,14 @@
 
 The instructor tags them in solutions/ with the ordinary cell tag `demonstration`; the
 release keeps the tag, so learners run everything. While grading, a submission's cell is
-left out only when its source is exactly the source of a tagged cell of the *instructor's*
-notebook (tags in a submission count for nothing, and a cell the learner edited always
-runs), and never when the submission marks it as an answer or a test cell (running more is
-always safe). tests/test_repo.py checks that no untagged cell of a lesson uses a name that
-only a tagged cell defines, so nothing a graded piece or a test needs is ever skipped.
+left out only when it is the handed-out cell itself: the same nbgrader cell id (grade_id) as
+a tagged cell of the *instructor's* notebook and exactly its source. Tags in a submission
+count for nothing; a cell the learner edited, or a copy of a demonstration in a cell of the
+learner's own, always runs; so does a cell the submission marks as an answer or a test
+(running more is always safe). (The released demonstrations are locked cells: nbgrader puts
+their source back before grading, so a learner's edit of one never reaches the grader.)
+tests/test_demonstrations.py checks that no untagged cell of a lesson reads a name that only
+a tagged cell defines, so nothing a graded piece, a check or a test needs is ever skipped.
 """
 import ast
 import re
@@ -15,7 +18,6 @@ from pathlib import Path
 import nbformat
 
 TAG = "demonstration"
-NOTE = "demonstration: not run while grading"
 
 
 def is_tagged(cell):
@@ -23,27 +25,28 @@ def is_tagged(cell):
 
 
 def from_source(source_dir, lesson):
-    """{source: grade_id (or cell index)} of the tagged cells of the instructor's notebook of
-    `lesson` in source_dir; {} when there is none."""
+    """{grade_id: source} of the tagged cells of the instructor's notebook of `lesson` in
+    source_dir; {} when there is none."""
     if not source_dir:
         return {}
     path = Path(source_dir, lesson, f"{lesson}.ipynb")
     if not path.is_file():
         return {}
     nb = nbformat.read(path, as_version=4)
-    return {c.source: c.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {i}"
-            for i, c in enumerate(nb.cells) if is_tagged(c) and c.source.strip()}
+    return {c.metadata.nbgrader.grade_id: c.source for c in nb.cells
+            if is_tagged(c) and c.source.strip() and c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
 
 
 def to_skip(nb, tagged):
-    """{index: name} of the submission's cells that grading leaves out (see the module doc)."""
+    """{index: grade_id} of the submission's cells that grading leaves out (see the module
+    doc); tagged: from_source()."""
     skip = {}
     for index, cell in enumerate(nb.cells):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.get("cell_type") != "code" or meta.get("solution") or meta.get("grade"):
             continue
-        name = tagged.get(cell.get("source", ""))
-        if name is not None:
+        name = meta.get("grade_id")
+        if name in tagged and name not in skip.values() and cell.get("source") == tagged[name]:
             skip[index] = name
     return skip
 

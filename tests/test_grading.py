@@ -151,8 +151,9 @@ def test_feedback_shows_the_message_not_the_hidden_tests(graded, mutant):
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_a_correct_notebook_runs_without_a_single_error_while_graded(graded, lesson):
-    """Demo cells too: with torch's BatchNorm switched off for the learner's code, the
-    course's own demos must still run (feedback shows every cell's output)."""
+    """Every cell that runs while grading (demonstration cells do not: tests/test_demonstrations.py):
+    with torch's BatchNorm switched off for the learner's code, the course's own helpers must
+    still run (feedback shows every cell's output)."""
     _, work = graded
     nb = nbformat.read(work / "autograded" / "solution" / lesson / f"{lesson}.ipynb", 4)
     errors = [(submissions.grade_id(c), o.get("ename"), o.get("evalue", "")[:120])
