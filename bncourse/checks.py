@@ -6,11 +6,13 @@ mistake.
     checks.check_batch_mean(batch_mean, raise_on_failure=True)  # for test cells
 
 There is one `check_<piece>` for every graded piece in bncourse.pieces; its docstring is the
-piece's summary there.
+piece's summary there. In the grading sandbox a check only says it was not run: the hidden tests
+judge the piece on more inputs, and the check's torch oracle would cost a NumPy lesson's
+grading kernel the import of torch.
 """
 import inspect
 
-from bncourse import judge, pieces
+from bncourse import judge, pieces, tripwire
 from bncourse.misconceptions import diagnose
 
 VISIBLE_SEED = 0
@@ -68,6 +70,9 @@ def run_checks(piece, fn, raise_on_failure=False, namespace=None):
     """For a piece built from earlier pieces, those are looked up where fn looks them up
     (namespace_of(fn), or `namespace` when given) and swapped for torch's while it is judged, so
     it passes when it assembles them right."""
+    if tripwire.grading():  # its verdict would be thrown away: the hidden tests judge the piece
+        print(f"(visible check of {piece}: not run while grading; the hidden tests judge it)")
+        return Verdict(True)
     spec = pieces.spec(piece)
     if namespace is None and spec.parts:
         namespace = namespace_of(fn)

@@ -126,6 +126,9 @@ def _name(fn):
     return getattr(fn, "__name__", "your function")
 
 
+name_of = _name
+
+
 def _unimplemented(fn, error):
     """Which function still raises NotImplementedError: fn itself, or a step it calls."""
     tb = error.__traceback__

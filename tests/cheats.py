@@ -84,6 +84,16 @@ CHEATS = [
                          "    return rm.numpy().astype(x.dtype)\n"},
           {"batch_mean": 0, "batch_variance": "full"}, says="torch's own normalisation",
           flag="getattr() with a computed name"),
+    Cheat("torch_past_the_import_hook",  # torch loaded by importlib, unseen by the audit hook
+          {"batch_mean": "import importlib\n"
+                         "def batch_mean(x):\n"
+                         "    torch = importlib.import_module('to' + 'rch')\n"
+                         "    F = importlib.import_module('to' + 'rch.nn.functional')\n"
+                         "    t = torch.as_tensor(x, dtype=torch.float64)\n"
+                         "    rm = torch.zeros(x.shape[1], dtype=torch.float64)\n"
+                         "    getattr(F, 'batch' + '_norm')(t, rm, torch.ones_like(rm), training=True, momentum=1.0)\n"
+                         "    return rm.numpy().astype(x.dtype)\n"},
+          {"batch_mean": 0, "batch_variance": "full"}, says="torch's own normalisation", flag="importlib"),
     Cheat("hidden_reference",
           {"batch_mean": "from autograder import reference\n"
                          "def batch_mean(x):\n    return reference.batch_mean(x).astype(x.dtype)\n"},

@@ -84,7 +84,11 @@ def _edited(nb, grade_id):
     cell.source += f"\nprint({MARK!r} + ' (in the locked cell)')"
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(original))
     nb.cells.insert(at + 2, nbformat.v4.new_code_cell(original + f"\nprint({MARK!r})"))
+    nb.cells.append(nbformat.v4.new_code_cell(IMPORTED))
     return nb
+
+
+IMPORTED = "import sys\nprint('loaded:', sorted({'torch', 'numpy'} & set(sys.modules)))"
 
 
 def _learner_tagged(nb):
@@ -156,6 +160,14 @@ def test_a_demonstration_the_learner_edited_or_copied_runs(graded):
     assert verbatim.source == locked.source and verbatim.execution_count is not None
     assert _printed(verbatim) != SKIPPED_NOTE
     assert MARK in _printed(edited) and edited.execution_count is not None
+
+
+def test_a_numpy_lessons_grading_kernel_never_imports_torch(graded):
+    """Lesson 01's answers and its recording need NumPy only: the kernel pays for nothing more
+    (the tripwire arms as torch loads; tests/cheats.py has answers that load it)."""
+    _, work = graded
+    [last] = [c for c in _autograded(work, "edited").cells if c.source == IMPORTED]
+    assert _printed(last) == "loaded: ['numpy']\n"
 
 
 def test_a_function_that_uses_a_skipped_cells_global_is_told_so(graded):
