@@ -150,6 +150,11 @@ def answer_calls(piece, fn, calls, namespace=None):
     with judge.trusted_parts(piece, namespace), \
             (tripwire.banned(bans) if bans is not None else contextlib.nullcontext()):
         for i, (args, kwargs) in enumerate(calls):
+            if meta and "raised MemoryError" in str(meta[-1].get("error", [""])[-1]):
+                # each call would fill the sandbox's memory again (seconds each): the verdict is in
+                meta.append({"error": ["missing", "not asked: an earlier input ran out of memory"],
+                             "mutated": []})
+                continue
             if i < calls.probes_from and meta and "error" in meta[-1]:
                 # judging stops at a case's first error: spare the other cases (not the probes)
                 meta.append({"error": ["missing", "not asked: an earlier input already failed"],
