@@ -12,12 +12,16 @@ tests/test_demonstrations.py checks that no untagged cell of a lesson reads a na
 a tagged cell defines, so nothing a graded piece, a check or a test needs is ever skipped.
 """
 import ast
+import base64
+import binascii
+import json
 import re
 from pathlib import Path
 
 import nbformat
 
 TAG = "demonstration"
+SHOWN_BYTES = 4 << 20  # of the learner's own outputs kept per skipped cell (as the runner keeps)
 
 
 def is_tagged(cell):
@@ -128,3 +132,54 @@ def blame(answers, names):
 
 
 KIND = "demonstration"  # the failure kind of such an error (a plain message: nothing to diagnose)
+
+
+def own_outputs(submitted, skip):
+    """{index: outputs} for the skipped cells: what each showed on the learner's own run, read
+    from their handed-in notebook (`submitted`, a path; it is only read), found by grade_id.
+    Kept for their feedback (a skipped plot still shows their figure), filtered by shown()."""
+    try:
+        cells = nbformat.read(submitted, as_version=4).cells
+    except Exception:  # unreadable: the grader has already graded what it could read
+        return {}
+    by_id = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c for c in cells
+             if c.get("cell_type") == "code"}
+    return {index: shown(by_id[name].get("outputs", [])) for index, name in skip.items() if name in by_id}
+
+
+_PNG = re.compile(r"^[A-Za-z0-9+/=\s]*$")
+
+
+def shown(outputs, limit=SHOWN_BYTES):
+    """Of a submission's outputs, what a feedback page may show: printed text, plain-text
+    results and PNG figures (valid base64), nothing that could run or load in a reader's browser
+    (HTML, JavaScript, SVG), and no more than `limit` bytes in all."""
+    kept, used = [], 0
+    for output in outputs:
+        kind = output.get("output_type")
+        if kind == "stream" and isinstance(output.get("text"), str):
+            new = nbformat.v4.new_output("stream", name="stdout", text=output["text"])
+        elif kind in ("display_data", "execute_result"):
+            data = {k: v for k, v in output.get("data", {}).items()
+                    if (k == "text/plain" and isinstance(v, str)) or (k == "image/png" and _is_png(v))}
+            if not data:
+                continue
+            new = nbformat.v4.new_output("display_data", data=data)
+        else:
+            continue
+        size = len(json.dumps(new))
+        if used + size > limit:
+            kept.append(nbformat.v4.new_output("stream", name="stdout", text="[... the rest cut: too big to show ...]\n"))
+            break
+        kept.append(new)
+        used += size
+    return kept
+
+
+def _is_png(value):
+    if not isinstance(value, str) or not _PNG.match(value):
+        return False
+    try:
+        return base64.b64decode(value, validate=False)[:8] == b"\x89PNG\r\n\x1a\n"
+    except (binascii.Error, ValueError):
+        return False

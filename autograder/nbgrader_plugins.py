@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 from nbgrader import utils
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
@@ -86,6 +87,11 @@ class SandboxedExecute(Execute):
                                          scratch_root=workspace, skip=skip,
                                          carried=_carried(resources.get("metadata", {}).get("path")))
         _take_outputs(nb, run.notebook)
+        course = CourseDirectory(config=self.config)  # the handed-in notebook, as nbgrader finds it
+        submitted = Path(course.format_path(course.submitted_directory, student, lesson),
+                         f"{info['notebook']}.ipynb")
+        for index, outputs in demonstrations.own_outputs(submitted, skip).items():
+            nb.cells[index].outputs = nb.cells[index].outputs[:1] + outputs  # the note, then theirs
         only_skipped = set().union(*(demonstrations.defined_names(nb.cells[i].source) for i in skip))
         forbidden, flags = honesty.read_notebook(nb.cells, lesson, self._released(lesson),
                                                  {p: p for p in pieces})

@@ -28,7 +28,7 @@ from bncourse.tripwire import BANNED_ENV, GRADING_ENV
 
 EXECUTED = "executed.ipynb"
 REPORT = "report.json"
-SKIPPED_NOTE = "(demonstration: not run while grading)\n"
+SKIPPED_NOTE = "(demonstration: not run while grading; below, what it showed on your own run)\n"
 GRACE = 5  # seconds an interrupted cell gets to stop before the kernel is killed
 CELL_OUTPUT_BYTES = 4 << 20  # a cell's outputs kept (the kernel caps its printing: bncourse.outputcap)
 

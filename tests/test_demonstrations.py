@@ -1,6 +1,7 @@
 """Demonstration cells (autograder/demonstrations.py): tagged in solutions/, not run while
 grading. The tags themselves are checked statically over every lesson; the grading side
 through the real nbgrader pipeline, on real lesson-01 notebooks."""
+import base64
 import html
 
 import nbformat
@@ -187,3 +188,23 @@ def test_tags_a_learner_adds_skip_nothing(graded):
     assert report["skipped"] == load_report(work, "solution", LESSON)["skipped"]
     cells = _autograded(work, "self_tagged").cells
     assert any(MARK in _printed(c) for c in cells)  # the learner's own tagged cell ran
+
+
+def test_a_skipped_cells_own_outputs_are_shown_only_as_text_and_png():
+    """The learner's own outputs of a skipped cell reach a page an instructor opens too: nothing
+    that could run or load in a browser, no fake PNG, and a cap on size."""
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
+    new = nbformat.v4.new_output
+    outputs = [new("stream", name="stderr", text="hello\n"),
+               new("display_data", data={"text/html": "<script>steal()</script>", "image/png": png,
+                                         "image/svg+xml": "<svg onload='x()'/>", "text/plain": "<Figure>"}),
+               new("display_data", data={"image/png": '" onerror="x()'}),
+               new("display_data", data={"image/png": base64.b64encode(b"GIF89a").decode()}),
+               new("execute_result", data={"application/javascript": "x()"}, execution_count=1),
+               new("error", ename="E", evalue="v", traceback=[])]
+    kept = demonstrations.shown(outputs)
+    assert [o.output_type for o in kept] == ["stream", "display_data"]
+    assert kept[0].name == "stdout" and sorted(kept[1].data) == ["image/png", "text/plain"]
+    flood = [new("stream", name="stdout", text="x" * 1000)] * 50
+    capped = demonstrations.shown(flood, limit=10_000)
+    assert len(capped) < 12 and "cut" in capped[-1].text

@@ -10,6 +10,7 @@ figure, and an opened hint.
 Needs Debian's Chromium and playwright (the `browser` extra), as tests/test_lab.py.
 """
 import html
+import os
 import re
 from pathlib import Path
 
@@ -59,10 +60,24 @@ def test_the_summary_names_the_mistake_or_the_first_line():
     assert verdict_line(_test_cell(passed)) == "correct"
 
 
+def _run_as_a_learner(nb, home):
+    """Run All in JupyterLab's kernel (inline figures), as a learner does before handing in: the
+    demonstration cells, which grading skips, show what they showed on this run."""
+    from nbclient import NotebookClient
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",
+                       resources={"metadata": {"path": str(home)}}).execute()
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory):
     inbox = tmp_path_factory.mktemp("inbox")
     nb = submissions.filled_notebook(LESSON, {MUTANT.piece: MUTANT.source})
+    _run_as_a_learner(nb, tmp_path_factory.mktemp("home"))
     submissions.write(nb, inbox / "ada" / LESSON / f"{LESSON}.ipynb")
     work = tmp_path_factory.mktemp("work")
     [row] = grading.grade(inbox, work, progress=False, workers=1)
@@ -138,6 +153,8 @@ def test_the_page_in_a_browser_offline(page_file):
         images = page.evaluate("""() => [...document.querySelectorAll('.output_subarea img')].map(i =>
             ({png: i.src.startsWith('data:image/png;base64,'), width: i.naturalWidth}))""")
         assert len(images) == figures and all(i["png"] and i["width"] > 100 for i in images), images
+        # (the figures are the learner's own run's: grading skipped those demonstration cells, and says so)
+        assert "not run while grading; below, what it showed on your own run" in text
         first_figure = page.locator(".output_subarea img").first
         first_figure.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "maths_and_figure.png"))
