@@ -169,7 +169,8 @@ def shown(outputs, limit=SHOWN_BYTES):
             continue
         size = len(json.dumps(new))
         if used + size > limit:
-            kept.append(nbformat.v4.new_output("stream", name="stdout", text="[... the rest cut: too big to show ...]\n"))
+            kept.append(nbformat.v4.new_output("stream", name="stdout",
+                                               text="[... the rest cut: too big to show ...]\n"))
             break
         kept.append(new)
         used += size
