@@ -79,3 +79,9 @@ def test_release_of_two_lessons_names_the_answers_it_hands_out(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "autograder", "release", "nonsense", "--out", tmp_path / "bad"],
                          capture_output=True, text=True, cwd=REPO, timeout=600)
     assert bad.returncode == 2 and "no lesson 'nonsense'" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_lessons_that_restate_nothing_of_each_other_release_together_without_a_warning():
+    """As the host guide says of lessons 01 and 03: lesson 03's recap restates lesson 02 only."""
+    assert recaps.handed_out(LATER) and FIRST not in recaps.handed_out(LATER)
+    assert recaps.warning([FIRST, LATER]) == ""

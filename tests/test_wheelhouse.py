@@ -3,12 +3,14 @@ the course installs from it with the network off.
 
 The wheelhouse is built once per test session, as a host builds it (with the machine's own pip
 configuration). The install then runs as a room without network would: inside `unshare -n` (a
-network namespace with no interface but loopback, asserted), in a fresh venv, with pip's
-`--isolated --no-index --find-links WHEELHOUSE` and no PIP_* variable, so no configured index,
-local wheel folder or cache can stand in for a missing wheel. It follows `make install`'s two
-steps: torch==2.13.0 first, then the course's package, editable, from a copy of the repository
-(its build backend must come from the wheelhouse too). `--no-compile` only skips writing .pyc
-files, to keep the test short. Both steps' times are printed (pytest -s shows them).
+network namespace where only loopback is up; no address outside is reachable, asserted), in a
+fresh venv, with pip's `--isolated --no-index --find-links WHEELHOUSE` and no PIP_* variable, so
+no configured index, local wheel folder or cache can stand in for a missing wheel. It follows
+`make install`'s two steps: torch==2.13.0 first, then the course's package, editable, from a
+copy of the repository (its build backend must come from the wheelhouse too); then
+`python -m bncourse.doctor`, what the set-up message asks participants to run, must find the
+machine ready. `--no-compile` only skips writing .pyc files, to keep the test short. The times
+are printed (pytest -s shows them).
 """
 import os
 import platform
@@ -28,7 +30,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import wheelhouse as builder  # noqa: E402
 
 THIS_PLATFORM = sys.platform.startswith("linux") and platform.machine() == "x86_64"
-NO_NETWORK = "unshare -n needs root on Linux (a network namespace of its own)"
+NO_NETWORK = "the network-off install needs root on Linux, unshare and ip (a network namespace of its own)"
 
 
 @pytest.fixture(scope="session")
@@ -70,14 +72,16 @@ def test_it_holds_the_cpu_torch_and_no_cuda_wheel(wheelhouse):
 
 
 def offline(*args, **kwargs):
-    """Run ARGS in a network namespace of its own (no interface but loopback), without PIP_*."""
-    out = subprocess.run(["unshare", "-n", *map(str, args)], capture_output=True, text=True, env=clean_env(),
-                         timeout=900, **kwargs)
+    """Run ARGS in a network namespace of its own, where only loopback is up (as on a laptop with
+    its network off: Jupyter's kernel talks to it over 127.0.0.1), without PIP_* variables."""
+    out = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *map(str, args)],
+                         capture_output=True, text=True, env=clean_env(), timeout=900, **kwargs)
     assert out.returncode == 0, f"{args}\n{out.stdout}\n{out.stderr}"
     return out.stdout
 
 
-@pytest.mark.skipif(not (THIS_PLATFORM and os.geteuid() == 0 and shutil.which("unshare")), reason=NO_NETWORK)
+@pytest.mark.skipif(not (THIS_PLATFORM and os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip")),
+                    reason=NO_NETWORK)
 def test_the_course_installs_from_it_with_the_network_off(wheelhouse, tmp_path):
     src = source_tree(tmp_path / "src")
     venv = tmp_path / "venv"
@@ -99,3 +103,7 @@ def test_the_course_installs_from_it_with_the_network_off(wheelhouse, tmp_path):
     version, where = offline(python, "-c", check, cwd=tmp_path).split()
     assert version == "2.13.0+cpu"
     assert where.startswith(str(src))  # the editable install of the copy, not the repository
+    start = time.perf_counter()
+    doctor = offline(python, "-m", "bncourse.doctor", cwd=src)  # the set-up message's check, offline
+    print(f"bncourse.doctor offline in {time.perf_counter() - start:.1f} s")
+    assert "ready for the course" in doctor and "✗" not in doctor, doctor

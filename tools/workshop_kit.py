@@ -9,8 +9,9 @@ shows in the learner's answer (from the probe that recognises it) and the words 
 check and the feedback say, which name the mistake and its fix. So it says what the checks say.
 
 docs/workshop/agendas.md, the tables between its markers: each agenda's lessons with the times
-of tools/lesson_times.py (the title cells' "**Time:**"), the breaks, and each lesson's pieces
-with the most named mistakes (where people get stuck). An agenda that no longer fits its length
+of tools/lesson_times.py (the title cells' "**Time:**"), the breaks, each lesson's pieces
+with the most named mistakes (where people get stuck), and which graded answers the agenda's
+lessons hand out when released together (autograder/recaps.py). An agenda that no longer fits its length
 fails here rather than promise a room what the lessons cannot keep.
 """
 import re
@@ -22,6 +23,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 import lesson_times  # noqa: E402
 
+from autograder import recaps  # noqa: E402
 from bncourse import misconceptions, pieces  # noqa: E402
 
 DOCS = REPO / "docs" / "workshop"
@@ -164,7 +166,12 @@ def agenda_table(name):
         raise StaleAgenda(f"agenda {name!r} takes {at} minutes, more than its {length}: the lesson times "
                           "(tools/lesson_times.py) grew; change its lessons in tools/workshop_kit.py")
     rows.append(f"| {_clock(at)} | {_clock(length)} | Slack: questions, the slowest laptops | {length - at} | |")
-    return "\n".join([START.format(name), "", *rows, "", END.format(name)])
+    lessons = [slot for slot in slots if isinstance(slot, str)]
+    handed = [f"`{lesson}` hands out `{other}`'s ({', '.join(what)})"
+              for lesson, other, what in recaps.leaks(lessons)]
+    note = (f"Released together, these lessons hand out answers: {'; '.join(handed)} ([why](releasing.md))."
+            if handed else "Released together, these lessons hand out none of each other's answers.")
+    return "\n".join([START.format(name), "", *rows, "", note, "", END.format(name)])
 
 
 def agendas_page(text):
