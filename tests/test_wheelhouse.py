@@ -69,6 +69,10 @@ def test_it_holds_the_cpu_torch_and_no_cuda_wheel(wheelhouse):
          f"cp{sys.version_info[0]}{sys.version_info[1]}-manylinux_2_28_x86_64.whl"]
     assert builder.cuda_wheels(wheelhouse) == []
     assert any(n.startswith("setuptools-") for n in names)  # `pip install -e .` builds with it
+    said = (wheelhouse / builder.INSTRUCTIONS).read_text()
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert "PIP_NO_INDEX=1" in said and f"linux-x86_64, Python {version}" in said
+    assert f"python{version} -m venv" in said
 
 
 def offline(*args, **kwargs):
@@ -87,7 +91,7 @@ def test_the_course_installs_from_it_with_the_network_off(wheelhouse, tmp_path):
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
     offline(sys.executable, "-m", "venv", venv)
-    pip = [python, "-m", "pip", "--isolated", "install", "--quiet", "--no-compile", "--no-index",
+    pip = [python, "-m", "pip", "--isolated", "install", "--quiet", "--no-compile", "--no-cache-dir", "--no-index",
            "--find-links", wheelhouse]
     times = []
     for what in (["torch==2.13.0"], ["-e", src]):  # make install's two steps

@@ -20,6 +20,7 @@ Only the standard library: it runs with the pip of whatever Python will use the 
 import argparse
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -60,6 +61,30 @@ def pip_command(dest, platform_tag=None, python_version=None):
              "--progress-bar", "off", *target, *index_args, *requirements()], notice)
 
 
+INSTRUCTIONS = "INSTALL.txt"  # beside the wheels, for whoever finds the folder on a USB stick (pip skips it)
+
+
+def instructions(platform_tag=None, python_version=None):
+    version = python_version or ".".join(map(str, sys.version_info[:2]))
+    built_for = f"{platform_tag or sysconfig.get_platform()}, Python {version}"
+    return f"""Wheels for installing the course with no network, for {built_for} (tools/wheelhouse.py).
+
+With this folder beside the course's repository (../wheelhouse), in the repository:
+
+    PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/../wheelhouse BNCOURSE_TORCH_INDEX=default make install
+    make doctor
+
+Without make:
+
+    python{version} -m venv .venv
+    .venv/bin/python -m pip install --no-index --find-links ../wheelhouse torch==2.13.0
+    .venv/bin/python -m pip install --no-index --find-links ../wheelhouse -e .
+    .venv/bin/python -m bncourse.doctor
+
+More in the repository: docs/workshop/offline.md
+"""
+
+
 def cuda_wheels(dest):
     return sorted(p.name for p in Path(dest).glob("*.whl") if p.name.lower().startswith(CUDA_ONLY))
 
@@ -91,6 +116,7 @@ def main(argv=None):
               "came from the ordinary index; set BNCOURSE_TORCH_INDEX=cpu (or a CPU wheel's index) and "
               "build again into an empty folder", file=sys.stderr)
         return 1
+    (dest / INSTRUCTIONS).write_text(instructions(args.platform, args.python_version))
     wheels = sorted(dest.glob("*.whl"))
     size = sum(p.stat().st_size for p in wheels)
     torch = [p.name for p in wheels if p.name.startswith("torch-")]
