@@ -85,3 +85,11 @@ def test_lessons_that_restate_nothing_of_each_other_release_together_without_a_w
     """As the host guide says of lessons 01 and 03: lesson 03's recap restates lesson 02 only."""
     assert recaps.handed_out(LATER) and FIRST not in recaps.handed_out(LATER)
     assert recaps.warning([FIRST, LATER]) == ""
+
+
+def test_the_whole_course_gets_one_line_of_note_naming_how_many_lessons_restate_others():
+    every = submissions.lessons()
+    restating = {lesson for lesson, _, _ in recaps.leaks(every)}
+    note = recaps.warning(every, whole_course=True)
+    assert restating and "\n" not in note and note.startswith("note:")
+    assert f"{len(restating)} lessons' recaps" in note
