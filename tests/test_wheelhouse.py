@@ -61,6 +61,14 @@ def test_a_platform_tag_it_cannot_read_is_refused_before_any_download(tmp_path):
     assert builder.os_of("manylinux_2_28_x86_64") == "linux" and builder.os_of("macosx_11_0_arm64") == "darwin"
 
 
+def test_cuda_wheels_are_recognised_by_name(tmp_path):
+    for name in ("nvidia_cublas_cu12-12.8.4.1-py3-none-manylinux_2_27_x86_64.whl",
+                 "triton-3.5.0-cp311-cp311-manylinux_2_27_x86_64.whl", "numpy-2.4.6-cp311-cp311-linux_x86_64.whl"):
+        (tmp_path / name).touch()
+    assert builder.cuda_wheels(tmp_path) == ["nvidia_cublas_cu12-12.8.4.1-py3-none-manylinux_2_27_x86_64.whl",
+                                             "triton-3.5.0-cp311-cp311-manylinux_2_27_x86_64.whl"]
+
+
 @pytest.mark.skipif(not THIS_PLATFORM, reason="the CPU wheel's name is checked on Linux x86_64")
 def test_it_holds_the_cpu_torch_and_no_cuda_wheel(wheelhouse):
     names = [p.name for p in wheelhouse.glob("*.whl")]

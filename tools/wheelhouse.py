@@ -81,6 +81,8 @@ Without make:
     .venv/bin/python -m pip install --no-index --find-links ../wheelhouse -e .
     .venv/bin/python -m bncourse.doctor
 
+(On Windows without WSL: .venv\\Scripts\\python in place of .venv/bin/python.)
+
 More in the repository: docs/workshop/offline.md
 """
 
