@@ -113,6 +113,14 @@ probe-data: $(STAMP)
 k8s: $(STAMP)
 	$(PY) -m autograder.k8s
 
+# Every wheel the course installs, for this machine's platform and Python, in WHEELHOUSE
+# (tools/wheelhouse.py; other platforms: its --platform). Installing from it needs no network:
+# docs/workshop/offline.md
+WHEELHOUSE ?= wheelhouse
+.PHONY: wheelhouse
+wheelhouse: $(STAMP)
+	$(PY) tools/wheelhouse.py $(WHEELHOUSE)
+
 grade-demo: $(STAMP) sandbox
 	$(PY) -m autograder demo --workdir grading/demo
 

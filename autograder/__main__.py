@@ -1,6 +1,8 @@
 """Command line: python -m autograder {release,grade,report,demo} ...
 
-  release [LESSON ...]                 regenerate course/ from solutions/
+  release [LESSON ...] [--out DIR]     regenerate course/ (or DIR) from solutions/; warns when
+                                       lessons released together hand out each other's graded
+                                       answers (each lesson's recap restates earlier answers)
   grade INBOX --workdir DIR [--workers N]
                                        grade INBOX/<student>/<lesson>/*.ipynb, N notebooks at a
                                        time (default: one per core), each in a sandbox; writes
@@ -28,7 +30,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     rel = sub.add_parser("release", help="regenerate course/ from solutions/")
-    rel.add_argument("lessons", nargs="*")
+    rel.add_argument("lessons", nargs="*", help="default: every lesson")
+    rel.add_argument("--out", help="write the lessons to this folder instead of course/")
     gr = sub.add_parser("grade", help="autograde a class")
     gr.add_argument("inbox")
     gr.add_argument("--workdir", required=True)
@@ -59,8 +62,19 @@ def main(argv=None):
     from autograder import grading  # (the report above needs none of the grading machinery)
     try:
         if args.command == "release":
-            done = grading.release(args.lessons or None)
-            print(f"course/ regenerated from solutions/: {', '.join(done)}")
+            from autograder import recaps
+            from autograder.submissions import lessons
+            unknown = [name for name in args.lessons if name not in lessons()]
+            if unknown:
+                print(f"release failed: no lesson {', '.join(map(repr, unknown))} in solutions/: "
+                      f"the lessons are {', '.join(lessons())}", file=sys.stderr)
+                return 2
+            out = Path(args.out) if args.out else grading.RELEASE
+            done = grading.release(args.lessons or None, out=out)
+            print(f"{args.out or 'course/'} regenerated from solutions/: {', '.join(done)}")
+            warning = recaps.warning(done, whole_course=not args.lessons)
+            if warning:
+                print(warning, file=sys.stderr)
             return 0
         if args.command == "demo":
             from autograder.demo import build_class
