@@ -1,5 +1,6 @@
 """Every relative link of README.md and docs/**/*.md leads somewhere: the file exists and, for a
 `#anchor` into a Markdown page, the page has that heading (GitHub's and MyST's slug of it)."""
+import json
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -64,3 +65,14 @@ def test_the_guides_are_linked_from_the_readme_and_the_index():
         assert f"docs/{guide}" in readme and guide in index, guide
     assert "workshop/index.md" in index
     assert "docs/batchnorm_on_one_page.md" in readme and "docs/notation.md" in readme
+
+
+def test_the_index_lists_every_lesson_by_its_title():
+    """docs/index.md's lesson list is written by hand: it names every lesson of course/ by the title
+    its notebook gives itself (the first heading), so a renamed or added lesson fails here."""
+    expected = []
+    for path in sorted((REPO / "course").glob("*/*.ipynb")):
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"]).splitlines()[0]
+        expected.append((first.lstrip("# ").strip(), f"../course/{path.parent.name}/{path.name}"))
+    listed = re.findall(r"^\d+\. \[([^\]]+)\]\(([^)]+\.ipynb)\)$", (REPO / "docs" / "index.md").read_text(), re.M)
+    assert listed == expected
