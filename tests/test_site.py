@@ -120,6 +120,9 @@ def test_the_leak_audit_passes_on_the_built_site_and_catches_a_planted_leak(site
 
 
 def test_maths_is_mathml_with_no_mathjax_and_no_script_from_elsewhere(site):
+    # what the check below looks for: TeX left for MathJax (Sphinx's own renderer) or not parsed at all
+    assert RAW_TEX.findall(visible_text('<span class="math notranslate">\\(\\hat{x}_{ij}\\)</span>'))
+    assert RAW_TEX.findall(visible_text("<p>the mean $\\mu_j$ of column j</p>"))
     for path in sorted(site.rglob("*.html")):
         markup = path.read_text()
         assert not re.search(r"<script[^>]*mathjax|MathJax\s*=", markup, re.I), path.relative_to(site)
