@@ -38,7 +38,7 @@ test: $(TEST_STAMP) chromium sandbox hub
 	$(PY) -m pytest
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[browser,deploy,check]"
+	$(PY) -m pip install --quiet -e ".[browser,deploy,check,site]"
 	touch $@
 
 # Debian's Chromium drives tests/test_lab.py (JupyterLab in a real browser). Installed when
@@ -85,6 +85,19 @@ release: $(STAMP)
 student-edition: $(STAMP)
 	@test -n "$(DEST)" || { echo "usage: make student-edition DEST=/a/folder/outside/this/repository"; exit 1; }
 	$(PY) tools/student_edition.py $(DEST)
+
+# The course as a website, for reading before installing (tools/site/build.py): the student edition's
+# lessons, the sheet, the notation and the guides of docs/, built with Sphinx + MyST-NB (the `site`
+# extra) into build/site/ (SITE=... elsewhere), audited for leaks like the edition. Works offline.
+SITE ?= build/site
+SITE_STAMP := $(subst .installed-,.installed-site-,$(STAMP))
+.PHONY: site
+site: $(SITE_STAMP)
+	$(PY) tools/site/build.py $(SITE)
+
+$(SITE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[site]"
+	touch $@
 
 # The course's public address (pyproject.toml's [tool.bncourse] public-url) into README's Binder and
 # Colab lines and every lesson's first code cell (tools/public_url.py), then course/ from solutions/.

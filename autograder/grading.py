@@ -502,6 +502,6 @@ def summary(rows):
         why = diagnose() or "bubblewrap is missing or cannot create namespaces here."
         warning = (f"WARNING: {len(unsandboxed)} notebook(s) ran WITHOUT A SANDBOX: their code could "
                    "read the hidden reference and the instructor's files. Grades of those rows are "
-                   "not safe against cheating; see the README's threat model.\nWhy: " + why)
+                   "not safe against cheating; see docs/threat-model.md.\nWhy: " + why)
         lines = [warning, ""] + lines + ["", warning]
     return "\n".join(lines)

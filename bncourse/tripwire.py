@@ -11,7 +11,7 @@ torch.ops.aten..., layer_norm or group_norm on a transposed batch). The course's
 Which operators an answer may not call is each piece's `bans` (bncourse.pieces); the kernel
 arms those that every piece of the lesson bans, and each piece's own while it is recorded.
 The tripwire is one of three guards; the grader also reads the submission's source for these
-names and flags code that reaches around them (see the README's threat model).
+names and flags code that reaches around them (see docs/threat-model.md).
 
 Arming does not import torch (a NumPy lesson's kernel need not pay ~2 s for it): where torch
 is not loaded yet, the operators are *wanted*, and an audit hook (which no code can remove)

@@ -1,6 +1,7 @@
 """Each lesson's time estimate comes from the stated method (tools/lesson_times.py: reading at
 150 words per minute, a coding allowance per graded piece and per solution line, running time),
-in its title cell and in README's workshop table; editing a lesson without updating them fails."""
+in its title cell and in the workshop path's table (docs/instructors.md); editing a lesson without
+updating them fails."""
 import sys
 from pathlib import Path
 
@@ -25,8 +26,8 @@ def test_the_title_cell_gives_the_methods_estimate(lesson):
 
 
 def test_readme_tabulates_the_estimates():
-    assert lesson_times.readme_table(LESSONS) in (REPO / "README.md").read_text(), \
-        "README's lesson-times table is stale: run `python tools/lesson_times.py --write`"
+    assert lesson_times.readme_table(LESSONS) in lesson_times.TABLE_PAGE.read_text(), \
+        "docs/instructors.md's lesson-times table is stale: run `python tools/lesson_times.py --write`"
 
 
 def test_the_estimate_moves_with_the_text():

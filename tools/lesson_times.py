@@ -1,7 +1,8 @@
 """How long each lesson takes, from a stated method (not a measured learner's time).
 
     python tools/lesson_times.py            # the table
-    python tools/lesson_times.py --write    # the title cells' "**Time:**" lines and README's table
+    python tools/lesson_times.py --write    # the title cells' "**Time:**" lines and the table of
+                                            # docs/instructors.md (the workshop path)
 
 The method, per lesson:
   reading  all markdown words of the learner's notebook (folds and hints included) at
@@ -30,6 +31,8 @@ PER_PIECE = 8
 PER_LINE = 1
 RUNNING = 2
 TIME_LINE = re.compile(r"\*\*Time:\*\* about \d+ minutes[^\n]*")  # the rest of the line goes too
+# the table lives in the instructor's guide, under "Workshop path" (it was in README.md before)
+TABLE_PAGE = REPO / "docs" / "instructors.md"
 README_START, README_END = "<!-- lesson times: tools/lesson_times.py --write -->", "<!-- end of lesson times -->"
 
 
@@ -86,9 +89,9 @@ def write(lessons):
             raise SystemExit(f"{path}: the title cell has no '**Time:** about N minutes.' line")
         title.source = TIME_LINE.sub(time_line(lesson), title.source)
         nbformat.write(nb, path)
-    readme = (REPO / "README.md").read_text()
-    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
-    (REPO / "README.md").write_text(readme[:start] + readme_table(lessons) + readme[end:])
+    page = TABLE_PAGE.read_text()
+    start, end = page.index(README_START), page.index(README_END) + len(README_END)
+    TABLE_PAGE.write_text(page[:start] + readme_table(lessons) + page[end:])
 
 
 if __name__ == "__main__":
