@@ -37,9 +37,6 @@ SHEETS = ("batchnorm_on_one_page.md", "notation.md")  # in the site as the editi
 # and the search index built from the pages; everywhere else every marker counts.
 INSTRUCTORS = {"docs/instructors.html", "_sources/docs/instructors.md", "searchindex.js"}
 ALLOWED = {marker: INSTRUCTORS for marker in ("END SOLUTION", "END HIDDEN TESTS", "record_answers")}
-# docs/workshop/ (the host's kit) is written on its own; until it is there the site says so on its page
-WORKSHOP_MISSING = ("# The workshop host's kit\n\nThe host's kit (agendas, the setup message, the common-mistakes "
-                    "handout, slides) is not in this build: `docs/workshop/` is not in the repository yet.\n")
 
 
 def _tool(name):
@@ -68,10 +65,7 @@ def source_tree(edition, src, root=REPO):
     first = ["learners", "instructors", "jupyterhub", "threat-model"]  # the guides in a reader's order
     others = [p for p in first if p in pages] + [p for p in pages if p not in first and p != "index"
                                                  and not p.startswith("workshop/")]
-    if "workshop/index" not in pages:
-        (Path(src) / "docs" / "workshop").mkdir(parents=True, exist_ok=True)
-        (Path(src) / "docs" / "workshop" / "index.md").write_text(WORKSHOP_MISSING)
-    workshop = ["workshop/index"]
+    workshop = sorted((p for p in pages if p.startswith("workshop/")), key=lambda p: p != "workshop/index")
 
     def toctree(caption, entries):
         return "\n```{toctree}\n:hidden:\n:caption: " + caption + "\n\n" + "\n".join(entries) + "\n```\n"
