@@ -7,6 +7,7 @@ left in the text), nothing requested off this machine. A screenshot of a slide w
 kept in tests/artifacts/slides/.
 """
 import importlib.util
+import re
 import shutil
 
 import nbformat
@@ -62,6 +63,9 @@ def test_a_deck_opens_offline_as_reveal_slides_with_its_maths_drawn(tmp_path):
     deck, = slides.build(tmp_path, [LESSON])
     html = deck.read_text()
     assert "cdn" not in html.lower() and "unpkg.com" not in html and "mathjax" not in html.lower()
+    # the lesson's links to the notation and the sheet reach them from the deck's folder too
+    links = [h for h in re.findall(r'href="([^"#:]+)"', html) if not h.startswith("reveal.js/")]
+    assert links and all((tmp_path / h).resolve().is_file() for h in links), links
     errors = []
     with offline_page(viewport=(1280, 800)) as (page, blocked):
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -37,6 +37,9 @@ The decks show the cells as the course hands them out, without outputs (notebook
 without them): a demonstration's figure appears when the presenter runs the cell in JupyterLab.
 """
 import argparse
+import html
+import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -160,9 +163,25 @@ def build(out, lessons=(), root=COURSE, reveal=REVEAL):
     for path in notebooks:
         body, _ = slides.from_filename(str(path))
         deck = out / f"{path.parent.name}.slides.html"
-        deck.write_text(body)
+        deck.write_text(relink(body, path.parent, out))
         written.append(deck)
     return written
+
+
+def relink(body, folder, out):
+    """The lesson's relative links (the notation, the one-page sheet: `../notation.md`), made to
+    reach the same files from the decks' folder."""
+    def fix(match):
+        target = match.group(2)
+        if re.match(r"[a-z][a-z0-9+.-]*:|#|/", target) or target.startswith("reveal.js/"):
+            return match.group(0)
+        file, _, anchor = target.partition("#")
+        resolved = (folder / file).resolve()
+        if not resolved.exists():
+            return match.group(0)
+        new = os.path.relpath(resolved, out.resolve()) + (f"#{anchor}" if anchor else "")
+        return f'{match.group(1)}"{html.escape(new, quote=True)}"'
+    return re.sub(r'(\b(?:href|src)=)"([^"]*)"', fix, body)
 
 
 def main(argv=None):
