@@ -34,7 +34,7 @@ doctor:
 	@test -f $(STAMP) || echo "note: $(VENV) was installed for an older pyproject.toml: \`make install\` updates it"
 	@$(PY) -m bncourse.doctor
 
-test: $(TEST_STAMP) chromium sandbox hub
+test: $(TEST_STAMP) chromium sandbox hub slides-deps
 	$(PY) -m pytest
 
 $(TEST_STAMP): $(STAMP)
@@ -77,6 +77,26 @@ $(HUB_STAMP): $(STAMP)
 
 release: $(STAMP)
 	$(PY) -m autograder release
+
+# Slides of each lesson's Learn sections (tools/slides.py): the slide metadata set on solutions/ by
+# rule, course/ regenerated, then reveal.js decks of course/ in build/slides/ (open
+# build/slides/<lesson>.slides.html; the folder works offline, reveal.js beside the decks).
+# reveal.js comes from npm, pinned in tools/reveal/package.json, installed locally into .slides/.
+SLIDES_STAMP := .slides/.installed-$(shell cat tools/reveal/package.json | cksum | cut -d' ' -f1)
+.PHONY: slides slides-deps
+slides: $(STAMP) slides-deps
+	$(PY) tools/slides.py --write
+	$(PY) -m autograder release
+	$(PY) tools/slides.py build build/slides
+
+slides-deps: $(SLIDES_STAMP)
+
+$(SLIDES_STAMP): tools/reveal/package.json
+	@if command -v npm >/dev/null; then \
+	  mkdir -p .slides && cp tools/reveal/package.json .slides/package.json && \
+	  npm install --prefix .slides --no-audit --no-fund --loglevel=error && \
+	  rm -f .slides/.installed-* && touch $@; \
+	else echo "note: npm not available: reveal.js not installed, the slides' browser test will be skipped"; fi
 
 # The student edition (tools/student_edition.py): what learners get and nothing of the grader's
 # (course/, bncourse/ without its grading modules, data, a learner README, Makefile and pyproject,

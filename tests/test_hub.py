@@ -14,7 +14,9 @@ The class goes through one lesson:
   students:   fetch_feedback
 
 and checks the grades, the late penalty, the feedback, the learners' extensions, that grading
-changes nothing in submitted/ or the exchange, and what a curious student can reach.
+changes nothing in submitted/ or the exchange, and what a curious student can reach; then
+Chromium (tests/offline_browser.py) opens the formgrader service as the instructor, in its own
+tab, and as a student, who gets a 403 (screenshots in tests/artifacts/hub_formgrader/).
 
 Run alone: `pytest -m hub -s` (timings are printed). Skipped only where Unix users cannot be
 created (not root, no useradd) or node/npm is missing; users, homes, processes and the ACL it
@@ -39,6 +41,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import nbformat
 import pytest
@@ -46,6 +49,7 @@ import pytest
 from autograder import submissions
 from autograder.paths import REPO
 from tests.catalogue import MUTANTS
+from tests.offline_browser import offline_page, screenshots
 
 pytestmark = pytest.mark.hub
 
@@ -449,7 +453,7 @@ def hub_class(tmp_path_factory):
             assert time.perf_counter() - start < 180, "the formgrader service did not answer"
             time.sleep(0.5)
         _timed("hub start (hub, proxy, formgrader service)", start)
-        facts.update(hub=hub, driver=driver, itoken=itoken)
+        facts.update(hub=hub, driver=driver, itoken=itoken, password=password)
 
         # ---- instructor: release
         start = time.perf_counter()
@@ -707,3 +711,109 @@ def test_a_curious_student_reaches_nothing_of_others_on_disk(hub_class):
     # nbgrader's exchange: inbound cannot be listed, so another's submission folder (named with a
     # random part) cannot be found; say so here rather than hide it
     assert re.fullmatch(rf"{other}\+{LESSON}\+.+\+[\w-]{{8,}}", submission.name), submission.name
+
+
+# ------------------------------------------------------------------ the formgrader, in a browser
+
+def _log_in(page, hub, user, password):
+    """Log in on the hub's own form; land on the hub's home page (no server is started)."""
+    page.goto(f"{hub.url}/hub/login?next=%2Fhub%2Fhome")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    with page.expect_navigation():
+        page.click("#login_submit")
+    assert urlsplit(page.url).path == "/hub/home", page.url
+
+
+def test_the_instructor_grades_in_the_formgrader_in_a_browser_and_a_student_gets_none(hub_class):
+    """Chromium (offline: nothing off this machine) as the instructor: log in on the hub, find the
+    course's formgrader among the hub's services, open it in its own tab (JupyterHub >= 4.1 forbids
+    framing a service, so JupyterLab's formgrader panel cannot show it on a hub), see the lesson with
+    its four submissions, the graded scores in the gradebook, and open one submission. Then a
+    student, with a fresh session: no formgrader among the services, and the service's address
+    answers 403. Screenshots: tests/artifacts/hub_formgrader/ (docs/images/formgrader.png is a
+    copy of gradebook.png)."""
+    hub, students, password = hub_class["hub"], hub_class["students"], hub_class["password"]
+    grades = hub_class["grades"]
+    service = f"/services/{COURSE}/"
+    shots = screenshots("hub_formgrader")
+    start = time.perf_counter()
+    problems = []  # the browser's own account, shown when a step fails
+    with offline_page(viewport=(1200, 760)) as (page, blocked):
+        page.context.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        page.context.on("weberror", lambda e: problems.append(f"script error: {e.error}"))
+        page.context.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"))
+        _log_in(page, hub, hub_class["instructor"], password)
+        links = page.eval_on_selector_all("a.dropdown-item", "els => els.map(e => e.getAttribute('href'))")
+        assert service in links, links
+
+        # ---- its own tab: the service's link, opened beside the hub's page
+        tab = page.context.new_page()
+        tab.goto(hub.url + service)  # the service's default URL: /formgrader -> manage_assignments
+        assert urlsplit(tab.url).path == f"{service}formgrader/manage_assignments", tab.url
+        row = tab.locator("#main-table tr", has_text=LESSON)  # nbgrader: <tbody id="main-table">
+        try:
+            row.wait_for(timeout=30_000)
+        except Exception:
+            tab.screenshot(path=str(shots / "manage_assignments_failed.png"))
+            raise AssertionError(f"no row for {LESSON}: {problems}\n{tab.inner_html('#main-table')[:2000]}") from None
+        cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+        headers = [h.strip() for h in tab.locator("table thead th").all_inner_texts()]
+        assert LESSON in cells[0] and cells[headers.index("# Submissions")] == "4", (headers, cells)
+        tab.screenshot(path=str(shots / "manage_assignments.png"))
+
+        # ---- the graded submissions of the lesson's notebook, with their scores
+        tab.goto(f"{hub.url}{service}formgrader/gradebook/{LESSON}/{LESSON}")
+        rows = tab.locator("#main-table tr")
+        tab.locator("#main-table tr td.score", has_text="/").first.wait_for(timeout=30_000)
+        shown, hrefs = {}, {}
+        for i in range(rows.count()):
+            text = rows.nth(i).text_content()  # the names are hidden on screen (nbgrader's default)
+            name = next((n for n in students.values() if n in text), None)
+            if name:
+                shown[name] = rows.nth(i).locator("td.score").inner_text().strip()
+                hrefs[name] = rows.nth(i).locator("a[href*='/formgrader/submissions/']").first.get_attribute("href")
+        assert set(shown) == set(students.values()), (shown, rows.all_text_contents())
+        for name, score in shown.items():  # the formgrader's score is before the late penalty
+            row = grades[name]
+            points = float(row["score"]) + float(row["late_penalty"])
+            assert score == f"{points:g} / {float(row['max_score']):g}", (name, score, row)
+        tab.screenshot(path=str(shots / "gradebook.png"))
+
+        # ---- open one: the student who divided by N-1 (unbiased variance)
+        tab.goto(urljoin(tab.url, hrefs[students["s2"]]))
+        tab.wait_for_selector(".nbgrader_cell", timeout=30_000)
+        # the graded cells' score boxes: the autograder's score is the box's placeholder (a manual
+        # score would be its value)
+        boxes = {"test_batch_mean": "2", "test_batch_variance": "0"}
+        tab.wait_for_function("ids => ids.every(i => (document.getElementById(i) || {}).placeholder)",
+                              arg=list(boxes), timeout=30_000)
+        shown = {i: tab.get_attribute(f"input.score[id='{i}']", "placeholder") for i in boxes}
+        assert shown == boxes, (shown, problems)
+        assert "def batch_variance" in tab.inner_text("body")
+        tab.evaluate("document.getElementById('test_batch_variance').closest('.nbgrader_cell').scrollIntoView();"
+                     "window.scrollBy(0, -70)")  # below nbgrader's fixed navigation bar
+        tab.screenshot(path=str(shots / "submission.png"))
+        tab.close()
+
+        # ---- a student, in a fresh session
+        page.goto(f"{hub.url}/hub/logout")
+        page.context.clear_cookies()
+        student = students["s1"]
+        _log_in(page, hub, student, password)
+        links = page.eval_on_selector_all("a.dropdown-item", "els => els.map(e => e.getAttribute('href'))")
+        assert service not in links, links
+        answers = {}
+        for path in (f"{service}formgrader", f"{service}formgrader/manage_assignments",
+                     f"{service}formgrader/gradebook/{LESSON}/{LESSON}", f"/user/{student}/formgrader"):
+            response = page.goto(hub.url + path)
+            answers[path] = (response.status, urlsplit(page.url).path)
+            assert response.status in (403, 404), (path, response.status, page.url)
+            assert "Manage Assignments" not in page.content() and "Gradebook" not in page.inner_text("body")
+            assert page.locator("#main-table").count() == 0
+        page.goto(hub.url + f"{service}formgrader")
+        page.screenshot(path=str(shots / "student_403.png"))
+    _timed("formgrader in Chromium (instructor and student)", start)
+    print("[hub] a student's browser at the formgrader:", answers)
+    # nbgrader's own pages: what they asked of the network (blocked; the grading view works without it)
+    print("[hub] requests off this machine, blocked:", blocked)
