@@ -9,26 +9,13 @@ float64 answer, computed by torch.nn.BatchNorm1d / torch.nn.functional.batch_nor
   - running statistics come from a BatchNorm1d's buffers after the same steps.
 """
 import functools
-import importlib
 
 import numpy as np
 
-from bncourse import adapters, tripwire
+from bncourse import adapters, lazy, tripwire
 
-
-class _Lazy:
-    """A module imported at its first use: the pieces' specs name these functions, and a NumPy
-    lesson's grading kernel should not pay for importing torch unless it is used."""
-
-    def __init__(self, name):
-        self._name = name
-
-    def __getattr__(self, attr):
-        return getattr(importlib.import_module(self._name), attr)
-
-
-torch = _Lazy("torch")
-F = _Lazy("torch.nn.functional")
+torch = lazy.Module("torch")  # the pieces' specs name these functions: imported at first use
+F = lazy.Module("torch.nn.functional")
 
 
 def _uses_torch_kernels(fn):

@@ -10,13 +10,15 @@ real training step. Calls into torch's own BatchNorm kernels sit inside `tripwir
 they are the course's reference, not the learner's answer.
 """
 import contextlib
+import functools
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from bncourse import tripwire
+from bncourse import lazy, tripwire
+
+torch = lazy.Module("torch")  # lesson 03 is a NumPy lesson: torch only when a demonstration asks
+F = lazy.Module("torch.nn.functional")
 
 
 def relative_error(a, b):
@@ -47,21 +49,25 @@ def torch_backward(x, gamma, beta, dout, eps=1e-5):
     return tuple(g.numpy() for g in grads)
 
 
-class _NumpyBatchNorm(torch.autograd.Function):
+@functools.cache
+def _numpy_batchnorm():
     """A torch operation whose forward and backward are NumPy functions (float64)."""
 
-    @staticmethod
-    def forward(ctx, x, gamma, beta, forward, backward, eps):
-        # copies: gradcheck nudges its inputs in place, the cache must keep what it saw
-        y, ctx.cache = forward(*(t.detach().numpy().copy() for t in (x, gamma, beta)), eps)
-        ctx.backward = backward
-        return torch.from_numpy(np.array(y, dtype=np.float64))
+    class NumpyBatchNorm(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, gamma, beta, forward, backward, eps):
+            # copies: gradcheck nudges its inputs in place, the cache must keep what it saw
+            y, ctx.cache = forward(*(t.detach().numpy().copy() for t in (x, gamma, beta)), eps)
+            ctx.backward = backward
+            return torch.from_numpy(np.array(y, dtype=np.float64))
 
-    @staticmethod
-    def backward(ctx, dout):
-        grads = ctx.backward(dout.detach().numpy().copy(), ctx.cache)
-        return (*(torch.from_numpy(np.array(g, dtype=np.float64)) for g in grads),
-                None, None, None)
+        @staticmethod
+        def backward(ctx, dout):
+            grads = ctx.backward(dout.detach().numpy().copy(), ctx.cache)
+            return (*(torch.from_numpy(np.array(g, dtype=np.float64)) for g in grads),
+                    None, None, None)
+
+    return NumpyBatchNorm
 
 
 def gradcheck_numpy_backward(forward, backward, shape=(5, 3), eps=1e-5, seed=0):
@@ -80,7 +86,7 @@ def gradcheck_numpy_backward(forward, backward, shape=(5, 3), eps=1e-5, seed=0):
     backward(rng.standard_normal(shape), forward(x.detach().numpy(), gamma.detach().numpy(),
                                                   beta.detach().numpy(), eps)[1])
     return torch.autograd.gradcheck(
-        lambda x, g, b: _NumpyBatchNorm.apply(x, g, b, forward, backward, eps),
+        lambda x, g, b: _numpy_batchnorm().apply(x, g, b, forward, backward, eps),
         (x, gamma, beta), raise_exception=False)
 
 

@@ -14,16 +14,19 @@ Figures are built and returned as in ``bncourse.plots`` (make the call the last 
     run = training.train_moons()                          # the model, validated three ways
     training.plot_validation(run)
 """
+from __future__ import annotations  # Run's fields name torch's types without importing torch
+
 import copy
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from bncourse import tripwire
+from bncourse import lazy, tripwire
 from bncourse.plots import BLUE, COLOURS, GREY, ORANGE, _figure
+
+torch = lazy.Module("torch")  # lesson 04 is a NumPy lesson: torch only when a demonstration asks
+F = lazy.Module("torch.nn.functional")
 
 RED = COLOURS[3]
 
