@@ -28,7 +28,10 @@ def slug(heading):
 
 
 def anchors(page):
-    return {slug(m) for m in re.findall(r"^#{1,6}\s+(.*)$", FENCE.sub("", page.read_text()), re.M)}
+    """A page's #targets: its headings' slugs and the ids of its HTML anchors (<a id="...">)."""
+    text = FENCE.sub("", page.read_text())
+    return ({slug(m) for m in re.findall(r"^#{1,6}\s+(.*)$", text, re.M)}
+            | set(re.findall(r"<a\s+id=\"([^\"]+)\"", text)))
 
 
 def test_the_link_finder_finds_links_and_not_code():
