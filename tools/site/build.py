@@ -60,6 +60,9 @@ def source_tree(edition, src, root=REPO):
         target = Path(src) / page.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(page, target)
+    images = Path(root) / "docs" / "images"  # pictures the guides show (the formgrader's screenshot)
+    if images.is_dir():
+        shutil.copytree(images, Path(src) / "docs" / "images", dirs_exist_ok=True)
     lessons = sorted(p.relative_to(src).with_suffix("").as_posix() for p in (Path(src) / "course").glob("*/*.ipynb"))
     pages = [p.relative_to(Path(root) / "docs").with_suffix("").as_posix() for p in guides(root)]
     first = ["learners", "instructors", "jupyterhub", "threat-model"]  # the guides in a reader's order
