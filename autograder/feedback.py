@@ -59,8 +59,9 @@ def markdown_to_html(source, **renderer_options):
     return MarkdownWithMath(renderer=MathMLRenderer(escape=False, **renderer_options)).render(source)
 
 
-class FeedbackExporter(HTMLExporter):
-    """HTMLExporter whose markdown carries its maths as MathML (see the module's docstring)."""
+class MathMLMarkdown:
+    """For an nbconvert exporter: markdown cells rendered with their maths as MathML (the feedback
+    page here; the slides, tools/slides.py)."""
 
     @pass_context  # as HTMLExporter's own: the cell's attachments come from the template's context
     def markdown2html(self, context, source):
@@ -70,6 +71,10 @@ class FeedbackExporter(HTMLExporter):
                                 path=context.get("resources", {}).get("metadata", {}).get("path", ""),
                                 anchor_link_text=self.anchor_link_text,
                                 exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+
+
+class FeedbackExporter(MathMLMarkdown, HTMLExporter):
+    """HTMLExporter whose markdown carries its maths as MathML (see the module's docstring)."""
 
 
 def verdict_line(cell):

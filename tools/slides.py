@@ -122,20 +122,12 @@ def write(root=SOURCE):
 
 def exporter():
     """nbconvert's SlidesExporter with the course's template and the maths as MathML."""
-    from jinja2 import pass_context
     from nbconvert.exporters import SlidesExporter
 
-    from autograder.feedback import markdown_to_html
+    from autograder.feedback import MathMLMarkdown
 
-    class MathMLSlides(SlidesExporter):
-        @pass_context  # as HTMLExporter's own: the cell's attachments come from the template's context
-        def markdown2html(self, context, source):
-            cell = context.get("cell", {})
-            return markdown_to_html(source, attachments=cell.get("attachments", {}),
-                                    embed_images=self.embed_images,
-                                    path=context.get("resources", {}).get("metadata", {}).get("path", ""),
-                                    anchor_link_text=self.anchor_link_text,
-                                    exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+    class MathMLSlides(MathMLMarkdown, SlidesExporter):
+        pass
 
     # "white": its font is in reveal.js's own folder (nbconvert's default "simple" asks Google Fonts)
     return MathMLSlides(extra_template_basedirs=[str(TEMPLATES)], template_name=TEMPLATE,
