@@ -56,7 +56,7 @@ def check_latency(runs):
     ns = {}
     for lesson in submissions.lessons():
         for code in submissions.solution_sources(lesson).values():
-            exec("import numpy as np\nimport torch\nimport torch.nn.functional as F\n" + code, ns)
+            exec("import copy\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n" + code, ns)
     import subprocess
     imports = [float(subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); "
                                      "from bncourse import checks; print(time.perf_counter() - t)"],

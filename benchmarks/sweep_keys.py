@@ -40,9 +40,11 @@ SLOW = ("training_forward", "BatchNormFunction", "BatchNorm1d", "BatchNorm2d")  
 
 def _notebook_namespace():
     """What a notebook has imported before its answer cells run."""
+    import copy
+
     import torch
     import torch.nn.functional as F
-    return {"np": np, "torch": torch, "F": F}
+    return {"np": np, "torch": torch, "F": F, "copy": copy}
 
 
 def solution_namespace(lesson):

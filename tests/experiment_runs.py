@@ -17,6 +17,7 @@ or the machine's own when this process already runs "default".
 """
 import atexit
 import base64
+import copy
 import functools
 import json
 import os
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def solution_functions(lesson):
     """The solutions' graded functions of a lesson, by name."""
-    ns = {"np": np, "torch": torch, "F": F}
+    ns = {"np": np, "torch": torch, "F": F, "copy": copy}
     for source in submissions.solution_sources(lesson).values():
         exec(source, ns)
     return ns
