@@ -130,15 +130,22 @@ def _backward_parts(dout, cache):
     return x_hat, n, scale, dout.sum(axis=0), (dout * x_hat).sum(axis=0)
 
 
-def _dx(dout, cache, n_minus_1=False, sum_term=True, x_hat_term=True, gamma=True):
+def _dx(dout, cache, n_minus_1=False, sum_term=True, x_hat_term=True, gamma=True, direct=True):
     x_hat, n, scale, dbeta, dgamma = _backward_parts(dout, cache)
     if not gamma:
         scale = scale / cache["gamma"]
-    dx = dout - (dbeta / n if sum_term else 0) - (x_hat * dgamma / (n - n_minus_1) if x_hat_term else 0)
+    dx = (dout if direct else np.zeros_like(dout)) - (dbeta / n if sum_term else 0) \
+        - (x_hat * dgamma / (n - n_minus_1) if x_hat_term else 0)
     return scale * dx
 
 
-def _backward_mistakes():  # dx, dgamma or dbeta: the probe picks the output
+def _backward_mistakes(staged=False):  # dx, dgamma or dbeta: the probe picks the output
+    lost = {  # the staged backward's chaining kept one share where a value feeds two nodes
+        # x_c: node 5's share alone (sum x_hat = 0, so node 7 then sends back nothing)
+        "xc_share_replaced": like(lambda d, c: _dx(d, c, direct=False, sum_term=False), DOUT, CACHE),
+        # x: node 7's share alone
+        "x_share_replaced": like(lambda d, c: _dx(d, c, direct=False, x_hat_term=False), DOUT, CACHE),
+    } if staged else {}
     return {
         "dgamma_not_summed": like(lambda d, c: d * c["x_hat"], DOUT, CACHE),
         "dbeta_not_summed": like(lambda d, c: d, DOUT, CACHE),
@@ -150,6 +157,7 @@ def _backward_mistakes():  # dx, dgamma or dbeta: the probe picks the output
         "n_minus_1": like(lambda d, c: _dx(d, c, n_minus_1=True), DOUT, CACHE),
         "no_gamma": like(lambda d, c: _dx(d, c, gamma=False), DOUT, CACHE),
         "ones_not_dout": like(lambda d, c: np.full(d.shape[1], float(len(d))), DOUT, CACHE),
+        **lost,
     }
 
 
@@ -211,7 +219,7 @@ MISTAKES.update({
     # lesson 03's nodes: named by the spec's explain (the node and the input whose gradient is wrong)
     **{node: {} for node in ("scale_shift_backward", "product_backward", "reciprocal_backward", "sqrt_backward",
                              "variance_backward", "centre_backward", "mean_backward")},
-    "batchnorm_backward_staged": _backward_mistakes(),
+    "batchnorm_backward_staged": _backward_mistakes(staged=True),
     "batchnorm_backward": _backward_mistakes(),
     "numerical_gradient": {
         "one_sided": like(lambda f, x, d, h=1e-5: _difference(f, x, d, h, "forward"), F_PROBE, X_PROBE, DOUT_PROBE),

@@ -279,7 +279,31 @@ CATALOGUE = {
 
 # ---------------------------------------------------------------- lessons 03 and 04
 
-def _backward_mistakes(where):
+def _backward_mistakes(where, staged=False):
+    """The backward's mistakes. The staged backward's missing paths are shares its chaining lost where
+    a value feeds two nodes (x_c: nodes 2 and 5; x: nodes 6 and 7); the message names the share, not
+    what to do with it, which is the learner's to find."""
+    if staged:
+        no_mean = Misconception("no_mean_term", f"{where} dx lacks a share: x gets a gradient from node 6 and "
+                                "one from node 7 (the path through the mean), and node 7's is not in your dx",
+                                like(_out(0)))
+        no_variance = Misconception("no_variance_term", f"{where} dx lacks a share: x_c gets a gradient from "
+                                    "node 2 and one from node 5 (the path through the variance), and node 5's "
+                                    "never reaches x", like(_out(0)))
+        lost = [
+            Misconception("xc_share_replaced", f"{where} dx lacks a share: x_c gets a gradient from node 2 (the "
+                          "direct path through x_hat) and one from node 5, and only node 5's reaches x (was node "
+                          "2's overwritten?)", like(_out(0))),
+            Misconception("x_share_replaced", f"{where} dx lacks a share: x gets a gradient from node 6 and one "
+                          "from node 7 (the path through the mean), and your dx is node 7's alone (was node 6's "
+                          "overwritten?)", like(_out(0))),
+        ]
+    else:
+        no_mean = Misconception("no_mean_term", f"{where} dx ignores that the batch mean depends on x: follow "
+                                "the path through the mean as well", like(_out(0)))
+        no_variance = Misconception("no_variance_term", f"{where} dx ignores that the batch variance depends on "
+                                    "x: follow the path through the variance as well", like(_out(0)))
+        lost = []
     return [
         Misconception("dgamma_not_summed", f"{where} dgamma has one row per example: sum dout * x_hat "
                       "over the batch (axis 0), one value per feature, shape (D,)", like(_out(1))),
@@ -292,10 +316,9 @@ def _backward_mistakes(where):
         Misconception("direct_path_only", f"{where} dx treats the batch mean and variance as "
                       "constants (dx = gamma * dout / sqrt(var + eps)); they depend on every x in the "
                       "batch, so two more paths carry gradient back to x", like(_out(0))),
-        Misconception("no_mean_term", f"{where} dx ignores that the batch mean depends on x: follow "
-                      "the path through the mean as well", like(_out(0))),
-        Misconception("no_variance_term", f"{where} dx ignores that the batch variance depends on x: "
-                      "follow the path through the variance as well", like(_out(0))),
+        no_mean,
+        no_variance,
+        *lost,
         Misconception("n_minus_1", f"{where} dx uses N-1 where the variance's derivative has N: the "
                       "forward pass divides by N (biased variance), so its gradient does too", like(_out(0))),
         Misconception("no_gamma", f"{where} dx is missing the factor gamma: y = gamma * x_hat + beta, "
@@ -310,7 +333,7 @@ CATALOGUE.update({
     # lesson 03's nodes: a wrong gradient is named by its node and input (the spec's explain)
     **{node: [] for node in ("scale_shift_backward", "product_backward", "reciprocal_backward", "sqrt_backward",
                              "variance_backward", "centre_backward", "mean_backward")},
-    "batchnorm_backward_staged": _backward_mistakes("your staged backward pass:"),
+    "batchnorm_backward_staged": _backward_mistakes("your staged backward pass:", staged=True),
     "batchnorm_backward": _backward_mistakes("your closed-form backward pass:"),
     "numerical_gradient": [
         Misconception("one_sided", "you used a one-sided difference (L(x + h) - L(x)) / h, whose error "

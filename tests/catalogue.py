@@ -296,6 +296,17 @@ return dout * gamma / np.sqrt(var + eps), (dout * x_hat).sum(axis=0), dout.sum(a
            "n_minus_1"),
     Mutant("staged_no_gamma", "batchnorm_backward_staged",
            _def("batchnorm_backward_staged", _edit(STAGED, "dx_hat = dout * gamma", "dx_hat = dout")), "no_gamma"),
+    # the staged backward's chaining, where a value feeds two nodes: a share left out or overwritten
+    Mutant("staged_no_variance_share", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "centre_backward(dxc + variance_backward(dvar, xc))", "centre_backward(dxc)")), "no_variance_term"),
+    Mutant("staged_no_mean_share", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "return dx + mean_backward(dmean, x), dgamma, dbeta", "return dx, dgamma, dbeta")), "no_mean_term"),
+    Mutant("staged_xc_share_overwritten", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "centre_backward(dxc + variance_backward(dvar, xc))", "centre_backward(variance_backward(dvar, xc))")),
+        "xc_share_replaced"),
+    Mutant("staged_x_share_overwritten", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "return dx + mean_backward(dmean, x), dgamma, dbeta", "return mean_backward(dmean, x), dgamma, dbeta")),
+        "x_share_replaced"),
     Mutant("compact_dgamma_mean", "batchnorm_backward",
            _def("batchnorm_backward", _edit(COMPACT, "dgamma = (dout * x_hat).sum(axis=0)",
                                             "dgamma = (dout * x_hat).mean(axis=0)")), "dgamma_mean"),
@@ -1039,7 +1050,7 @@ MUTANTS += [
                    "every constructor argument at its default"),
     Mutant("compact_half_variance_term", "batchnorm_backward",
            _def("batchnorm_backward", _edit(COMPACT, " - x_hat * dgamma)", " - x_hat * dgamma / 2)")),
-           "the term x_hat * mean(dout * x_hat) of dx"),
+           "the path through the variance from y back to x: that path is 0.5 times"),
     _step_mutant("training_running_mean_half_step", "training_forward", "add_(m * rows.mean(dim=0))",
                  "add_(m / 2 * rows.mean(dim=0))", "at step"),
 ]
