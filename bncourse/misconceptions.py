@@ -330,9 +330,57 @@ def _backward_mistakes(where, staged=False):
 
 
 CATALOGUE.update({
-    # lesson 03's nodes: a wrong gradient is named by its node and input (the spec's explain)
-    **{node: [] for node in ("scale_shift_backward", "product_backward", "reciprocal_backward", "sqrt_backward",
-                             "variance_backward", "centre_backward", "mean_backward")},
+    # lesson 03's nodes: the slips of deriving a node by hand; any other wrong gradient is named by its
+    # node and input (the spec's explain)
+    "scale_shift_backward": [
+        Misconception("dx_hat_no_gamma", "the gradient at x_hat is missing the factor gamma: a change in "
+                      "x_hat moves y gamma times as much", like(_out(0))),
+        Misconception("dgamma_mean", "the gradient at gamma is divided by N: a sum over the batch taken as a "
+                      "mean (every example's share counts in full)", like(_out(1))),
+        Misconception("dbeta_mean", "the gradient at beta is divided by N: a sum over the batch taken as a "
+                      "mean (every example's share counts in full)", like(_out(2))),
+    ],
+    "product_backward": [
+        Misconception("dxc_times_s", "the gradient at xc is multiplied by s where x_hat = xc * r multiplies "
+                      "by r: you divided by r instead", like(_out(0))),
+        Misconception("dr_mean", "the gradient at r is divided by N: a sum over the batch taken as a mean "
+                      "(every example's share counts in full)", like(_out(1))),
+    ],
+    "reciprocal_backward": [
+        Misconception("sign", "the gradient at s has the wrong sign: 1/s falls as s grows", like()),
+        Misconception("power", "the gradient at s has the wrong power of s (it is off by a factor s): "
+                      "differentiate s ** -1, and the power drops by one", like()),
+        Misconception("no_upstream", "the gradient at s does not depend on dr: the chain rule multiplies the "
+                      "local derivative by the gradient that arrives", like()),
+    ],
+    "sqrt_backward": [
+        Misconception("no_half", "the gradient at var is twice the right one: the derivative of a square "
+                      "root has a factor 1/2", like()),
+        Misconception("inverted", "the gradient at var has the wrong power of sqrt(var + eps): you multiplied "
+                      "by it where the derivative of u ** (1/2) has u ** (-1/2)", like()),
+        Misconception("no_eps", "you left eps out of the derivative: s = sqrt(var + eps), so what is under "
+                      "the root stays var + eps", like()),
+    ],
+    "variance_backward": [
+        Misconception("n_minus_1", "you divided by N-1: this variance divides by N (the biased variance), "
+                      "and so does its derivative", like()),
+        Misconception("no_2", "the gradient at xc is half the right one: the derivative of xc ** 2 has a "
+                      "factor 2", like()),
+        Misconception("no_1_over_n", "the gradient at xc is N times too large: the variance is a mean, so "
+                      "each xc ** 2 enters it with weight 1/N", like()),
+    ],
+    "centre_backward": [
+        Misconception("dmean_sign", "the gradient at mean has the wrong sign: xc = x - mean falls as the mean "
+                      "grows", like(_out(1))),
+        Misconception("dmean_mean", "the gradient at mean is divided by N: a sum over the batch taken as a "
+                      "mean (every example's share counts in full)", like(_out(1))),
+    ],
+    "mean_backward": [
+        Misconception("no_1_over_n", "the gradient at x is N times too large: each x enters its column's "
+                      "mean with weight 1/N", like()),
+        Misconception("over_d", "you divided by the number of features D (x.shape[1]); the mean is over "
+                      "the N examples of each column (x.shape[0])", like()),
+    ],
     "batchnorm_backward_staged": _backward_mistakes("your staged backward pass:", staged=True),
     "batchnorm_backward": _backward_mistakes("your closed-form backward pass:"),
     "numerical_gradient": [
