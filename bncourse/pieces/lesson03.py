@@ -65,7 +65,7 @@ def dx_terms(dout, x_hat, gamma, var, eps):
 
 # The path from y to x that each term of dx is (lesson 03 names the path, not the term: the learner
 # derives the terms only in its compact backward)
-DX_PATHS = {"dout": "the direct path (through x_hat alone)", "mean(dout)": "the path through the mean",
+DX_PATHS = {"dout": "the direct path", "mean(dout)": "the path through the mean",
             "x_hat * mean(dout * x_hat)": "the path through the variance"}
 
 
