@@ -130,15 +130,22 @@ def _backward_parts(dout, cache):
     return x_hat, n, scale, dout.sum(axis=0), (dout * x_hat).sum(axis=0)
 
 
-def _dx(dout, cache, n_minus_1=False, sum_term=True, x_hat_term=True, gamma=True):
+def _dx(dout, cache, n_minus_1=False, sum_term=True, x_hat_term=True, gamma=True, direct=True):
     x_hat, n, scale, dbeta, dgamma = _backward_parts(dout, cache)
     if not gamma:
         scale = scale / cache["gamma"]
-    dx = dout - (dbeta / n if sum_term else 0) - (x_hat * dgamma / (n - n_minus_1) if x_hat_term else 0)
+    dx = (dout if direct else np.zeros_like(dout)) - (dbeta / n if sum_term else 0) \
+        - (x_hat * dgamma / (n - n_minus_1) if x_hat_term else 0)
     return scale * dx
 
 
-def _backward_mistakes():  # dx, dgamma or dbeta: the probe picks the output
+def _backward_mistakes(staged=False):  # dx, dgamma or dbeta: the probe picks the output
+    lost = {  # the staged backward's chaining kept one share where a value feeds two nodes
+        # x_c: node 5's share alone (sum x_hat = 0, so node 7 then sends back nothing)
+        "xc_share_replaced": like(lambda d, c: _dx(d, c, direct=False, sum_term=False), DOUT, CACHE),
+        # x: node 7's share alone
+        "x_share_replaced": like(lambda d, c: _dx(d, c, direct=False, x_hat_term=False), DOUT, CACHE),
+    } if staged else {}
     return {
         "dgamma_not_summed": like(lambda d, c: d * c["x_hat"], DOUT, CACHE),
         "dbeta_not_summed": like(lambda d, c: d, DOUT, CACHE),
@@ -150,6 +157,7 @@ def _backward_mistakes():  # dx, dgamma or dbeta: the probe picks the output
         "n_minus_1": like(lambda d, c: _dx(d, c, n_minus_1=True), DOUT, CACHE),
         "no_gamma": like(lambda d, c: _dx(d, c, gamma=False), DOUT, CACHE),
         "ones_not_dout": like(lambda d, c: np.full(d.shape[1], float(len(d))), DOUT, CACHE),
+        **lost,
     }
 
 
@@ -207,11 +215,50 @@ def _steps_like(mistake, output):
 RUNNING = (np.array([0.5, -1.0, 2.0, 0.0]), np.array([1.5, 0.2, 3.0, 1.0]))
 BATCH = (np.array([1.0, 0.0, -1.0, 4.0]), np.array([0.5, 2.0, 0.1, 1.0]))
 
+# lesson 03's nodes: the values each node reads, from X, and random upstream gradients
+_XC = X - X.mean(axis=0)
+_VAR_X = (_XC ** 2).mean(axis=0)
+_S = np.sqrt(_VAR_X + EPS)
+_R, _XHAT = 1 / _S, _XC / _S
+_rng_up = np.random.default_rng(6)
+UP_ND, UP_D = _rng_up.standard_normal(X.shape), _rng_up.standard_normal(X.shape[1])
+
 MISTAKES.update({
-    # lesson 03's nodes: named by the spec's explain (the node and the input whose gradient is wrong)
-    **{node: {} for node in ("scale_shift_backward", "product_backward", "reciprocal_backward", "sqrt_backward",
-                             "variance_backward", "centre_backward", "mean_backward")},
-    "batchnorm_backward_staged": _backward_mistakes(),
+    # lesson 03's nodes: the slips of deriving a node by hand (the others are named by the spec's
+    # explain: the node and the input whose gradient is wrong)
+    "scale_shift_backward": {
+        "dx_hat_no_gamma": like(lambda dy, xh, g: dy, UP_ND, _XHAT, GAMMA),
+        "dgamma_mean": like(lambda dy, xh, g: (dy * xh).mean(axis=0), UP_ND, _XHAT, GAMMA),
+        "dbeta_mean": like(lambda dy, xh, g: dy.mean(axis=0), UP_ND, _XHAT, GAMMA),
+    },
+    "product_backward": {
+        "dxc_times_s": like(lambda d, xc, r: d / r, UP_ND, _XC, _R),
+        "dr_mean": like(lambda d, xc, r: (d * xc).mean(axis=0), UP_ND, _XC, _R),
+    },
+    "reciprocal_backward": {
+        "sign": like(lambda dr, s: dr / s ** 2, UP_D, _S),
+        "power": like(lambda dr, s: -dr / s, UP_D, _S),
+        "no_upstream": like(lambda dr, s: -1 / s ** 2, UP_D, _S),
+    },
+    "sqrt_backward": {
+        "no_half": like(lambda ds, v, e: ds / np.sqrt(v + e), UP_D, _VAR_X, EPS),
+        "inverted": like(lambda ds, v, e: ds * np.sqrt(v + e) / 2, UP_D, _VAR_X, EPS),
+        "no_eps": like(lambda ds, v, e: ds / (2 * np.sqrt(v)), UP_D, _VAR_X, EPS),
+    },
+    "variance_backward": {
+        "n_minus_1": like(lambda dv, xc: 2 * xc * dv / (len(xc) - 1), UP_D, _XC),
+        "no_2": like(lambda dv, xc: xc * dv / len(xc), UP_D, _XC),
+        "no_1_over_n": like(lambda dv, xc: 2 * xc * dv, UP_D, _XC),
+    },
+    "centre_backward": {
+        "dmean_sign": like(lambda d: d.sum(axis=0), UP_ND),
+        "dmean_mean": like(lambda d: -d.mean(axis=0), UP_ND),
+    },
+    "mean_backward": {
+        "no_1_over_n": like(lambda dm, x: np.ones_like(x) * dm, UP_D, X),
+        "over_d": like(lambda dm, x: np.ones_like(x) * dm / x.shape[1], UP_D, X),
+    },
+    "batchnorm_backward_staged": _backward_mistakes(staged=True),
     "batchnorm_backward": _backward_mistakes(),
     "numerical_gradient": {
         "one_sided": like(lambda f, x, d, h=1e-5: _difference(f, x, d, h, "forward"), F_PROBE, X_PROBE, DOUT_PROBE),

@@ -279,7 +279,31 @@ CATALOGUE = {
 
 # ---------------------------------------------------------------- lessons 03 and 04
 
-def _backward_mistakes(where):
+def _backward_mistakes(where, staged=False):
+    """The backward's mistakes. The staged backward's missing paths are shares its chaining lost where
+    a value feeds two nodes (x_c: nodes 2 and 5; x: nodes 6 and 7); the message names the share, not
+    what to do with it, which is the learner's to find."""
+    if staged:
+        no_mean = Misconception("no_mean_term", f"{where} dx lacks a share: x gets a gradient from node 6 and "
+                                "one from node 7 (the path through the mean), and node 7's is not in your dx",
+                                like(_out(0)))
+        no_variance = Misconception("no_variance_term", f"{where} dx lacks a share: x_c gets a gradient from "
+                                    "node 2 and one from node 5 (the path through the variance), and node 5's "
+                                    "never reaches x", like(_out(0)))
+        lost = [
+            Misconception("xc_share_replaced", f"{where} dx lacks a share: x_c gets a gradient from node 2 (the "
+                          "direct path through x_hat) and one from node 5, and only node 5's reaches x (was node "
+                          "2's overwritten?)", like(_out(0))),
+            Misconception("x_share_replaced", f"{where} dx lacks a share: x gets a gradient from node 6 and one "
+                          "from node 7 (the path through the mean), and your dx is node 7's alone (was node 6's "
+                          "overwritten?)", like(_out(0))),
+        ]
+    else:
+        no_mean = Misconception("no_mean_term", f"{where} dx ignores that the batch mean depends on x: follow "
+                                "the path through the mean as well", like(_out(0)))
+        no_variance = Misconception("no_variance_term", f"{where} dx ignores that the batch variance depends on "
+                                    "x: follow the path through the variance as well", like(_out(0)))
+        lost = []
     return [
         Misconception("dgamma_not_summed", f"{where} dgamma has one row per example: sum dout * x_hat "
                       "over the batch (axis 0), one value per feature, shape (D,)", like(_out(1))),
@@ -292,10 +316,9 @@ def _backward_mistakes(where):
         Misconception("direct_path_only", f"{where} dx treats the batch mean and variance as "
                       "constants (dx = gamma * dout / sqrt(var + eps)); they depend on every x in the "
                       "batch, so two more paths carry gradient back to x", like(_out(0))),
-        Misconception("no_mean_term", f"{where} dx ignores that the batch mean depends on x: follow "
-                      "the path through the mean as well", like(_out(0))),
-        Misconception("no_variance_term", f"{where} dx ignores that the batch variance depends on x: "
-                      "follow the path through the variance as well", like(_out(0))),
+        no_mean,
+        no_variance,
+        *lost,
         Misconception("n_minus_1", f"{where} dx uses N-1 where the variance's derivative has N: the "
                       "forward pass divides by N (biased variance), so its gradient does too", like(_out(0))),
         Misconception("no_gamma", f"{where} dx is missing the factor gamma: y = gamma * x_hat + beta, "
@@ -307,10 +330,58 @@ def _backward_mistakes(where):
 
 
 CATALOGUE.update({
-    # lesson 03's nodes: a wrong gradient is named by its node and input (the spec's explain)
-    **{node: [] for node in ("scale_shift_backward", "product_backward", "reciprocal_backward", "sqrt_backward",
-                             "variance_backward", "centre_backward", "mean_backward")},
-    "batchnorm_backward_staged": _backward_mistakes("your staged backward pass:"),
+    # lesson 03's nodes: the slips of deriving a node by hand; any other wrong gradient is named by its
+    # node and input (the spec's explain)
+    "scale_shift_backward": [
+        Misconception("dx_hat_no_gamma", "the gradient at x_hat is missing the factor gamma: a change in "
+                      "x_hat moves y gamma times as much", like(_out(0))),
+        Misconception("dgamma_mean", "the gradient at gamma is divided by N: a sum over the batch taken as a "
+                      "mean (every example's share counts in full)", like(_out(1))),
+        Misconception("dbeta_mean", "the gradient at beta is divided by N: a sum over the batch taken as a "
+                      "mean (every example's share counts in full)", like(_out(2))),
+    ],
+    "product_backward": [
+        Misconception("dxc_times_s", "the gradient at xc is multiplied by s where x_hat = xc * r multiplies "
+                      "by r: you divided by r instead", like(_out(0))),
+        Misconception("dr_mean", "the gradient at r is divided by N: a sum over the batch taken as a mean "
+                      "(every example's share counts in full)", like(_out(1))),
+    ],
+    "reciprocal_backward": [
+        Misconception("sign", "the gradient at s has the wrong sign: 1/s falls as s grows", like()),
+        Misconception("power", "the gradient at s has the wrong power of s (it is off by a factor s): "
+                      "differentiate s ** -1, and the power drops by one", like()),
+        Misconception("no_upstream", "the gradient at s does not depend on dr: the chain rule multiplies the "
+                      "local derivative by the gradient that arrives", like()),
+    ],
+    "sqrt_backward": [
+        Misconception("no_half", "the gradient at var is twice the right one: the derivative of a square "
+                      "root has a factor 1/2", like()),
+        Misconception("inverted", "the gradient at var has the wrong power of sqrt(var + eps): you multiplied "
+                      "by it where the derivative of u ** (1/2) has u ** (-1/2)", like()),
+        Misconception("no_eps", "you left eps out of the derivative: s = sqrt(var + eps), so what is under "
+                      "the root stays var + eps", like()),
+    ],
+    "variance_backward": [
+        Misconception("n_minus_1", "you divided by N-1: this variance divides by N (the biased variance), "
+                      "and so does its derivative", like()),
+        Misconception("no_2", "the gradient at xc is half the right one: the derivative of xc ** 2 has a "
+                      "factor 2", like()),
+        Misconception("no_1_over_n", "the gradient at xc is N times too large: the variance is a mean, so "
+                      "each xc ** 2 enters it with weight 1/N", like()),
+    ],
+    "centre_backward": [
+        Misconception("dmean_sign", "the gradient at mean has the wrong sign: xc = x - mean falls as the mean "
+                      "grows", like(_out(1))),
+        Misconception("dmean_mean", "the gradient at mean is divided by N: a sum over the batch taken as a "
+                      "mean (every example's share counts in full)", like(_out(1))),
+    ],
+    "mean_backward": [
+        Misconception("no_1_over_n", "the gradient at x is N times too large: each x enters its column's "
+                      "mean with weight 1/N", like()),
+        Misconception("over_d", "you divided by the number of features D (x.shape[1]); the mean is over "
+                      "the N examples of each column (x.shape[0])", like()),
+    ],
+    "batchnorm_backward_staged": _backward_mistakes("your staged backward pass:", staged=True),
     "batchnorm_backward": _backward_mistakes("your closed-form backward pass:"),
     "numerical_gradient": [
         Misconception("one_sided", "you used a one-sided difference (L(x + h) - L(x)) / h, whose error "

@@ -194,7 +194,8 @@ def backward_graph():
     Black arrows: the forward pass, left to right; each node computes one small thing. Red:
     the gradient dv = dL/dv that each value collects on the way back (the local derivatives are
     the lesson's exercise: the figure does not give them). dy is the upstream gradient dout;
-    s = sqrt(var + eps), r = 1/s.
+    s = sqrt(var + eps), r = 1/s. Each node carries the number of its heading in lesson 03,
+    1 (y) to 7 (the mean): the order the backward pass visits them.
     """
     fig, (ax,) = _figure(1, width=12.5, height=4.6)
     ax.set(xlim=(-0.9, 12.6), ylim=(-2.0, 3.4))
@@ -216,6 +217,10 @@ def backward_graph():
     colours = {"x": "#dbe9f6", "gamma": "#fde3c8", "beta": "#fde3c8", "y": "#d9f0d3"}
     box = {name: _graph_node(ax, pos, label, colours.get(name, "white"))
            for name, (pos, label, _, _) in nodes.items()}
+    for number, name in enumerate(("y", "xhat", "inv", "std", "var", "xc", "mu"), start=1):
+        ax.annotate(str(number), xy=(0.0, 1.0), xycoords=box[name], xytext=(-3, 3), textcoords="offset points",
+                    ha="right", va="bottom", fontsize=9, fontweight="bold", zorder=4,
+                    bbox=dict(boxstyle="circle,pad=0.2", facecolor="white", edgecolor="black"))
     for (px, py), _, grad, above in nodes.values():
         if grad:
             ax.text(px, py + (0.5 if above else -0.5), grad, ha="center",
@@ -240,9 +245,8 @@ def backward_graph():
                 arrowprops=dict(arrowstyle="-|>", color=RED, linewidth=1.3))
     ax.annotate("", xy=(-0.6, -1.75), xytext=(12.3, -1.75),
                 arrowprops=dict(arrowstyle="-|>", color=RED, linewidth=2))
-    ax.text(6.0, -1.65, "backward: each node turns the gradient at its output into one for each "
-            "of its inputs; add up where a value was used twice", color=RED, fontsize=9,
-            ha="center", va="bottom")
+    ax.text(6.0, -1.65, "backward: node 1 to node 7, each node turns the gradient at its output into one "
+            "for each of its inputs", color=RED, fontsize=9, ha="center", va="bottom")
     return fig
 
 

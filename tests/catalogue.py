@@ -296,6 +296,17 @@ return dout * gamma / np.sqrt(var + eps), (dout * x_hat).sum(axis=0), dout.sum(a
            "n_minus_1"),
     Mutant("staged_no_gamma", "batchnorm_backward_staged",
            _def("batchnorm_backward_staged", _edit(STAGED, "dx_hat = dout * gamma", "dx_hat = dout")), "no_gamma"),
+    # the staged backward's chaining, where a value feeds two nodes: a share left out or overwritten
+    Mutant("staged_no_variance_share", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "centre_backward(dxc + variance_backward(dvar, xc))", "centre_backward(dxc)")), "no_variance_term"),
+    Mutant("staged_no_mean_share", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "return dx + mean_backward(dmean, x), dgamma, dbeta", "return dx, dgamma, dbeta")), "no_mean_term"),
+    Mutant("staged_xc_share_overwritten", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "centre_backward(dxc + variance_backward(dvar, xc))", "centre_backward(variance_backward(dvar, xc))")),
+        "xc_share_replaced"),
+    Mutant("staged_x_share_overwritten", "batchnorm_backward_staged", _def("batchnorm_backward_staged", _edit(
+        CHAINED, "return dx + mean_backward(dmean, x), dgamma, dbeta", "return mean_backward(dmean, x), dgamma, dbeta")),
+        "x_share_replaced"),
     Mutant("compact_dgamma_mean", "batchnorm_backward",
            _def("batchnorm_backward", _edit(COMPACT, "dgamma = (dout * x_hat).sum(axis=0)",
                                             "dgamma = (dout * x_hat).mean(axis=0)")), "dgamma_mean"),
@@ -363,7 +374,7 @@ return scale_and_shift(normalise(x, mean, var, eps), gamma, beta)"""), "updates_
            _edit(LAYER, 'state["num_batches_tracked"] += 1\n', "")), "not_counted"),
 ]
 
-# Lesson 03's nodes: each one's local derivative, one small piece per node. Two wrong ones per node,
+# Lesson 03's nodes: each one's local derivative, one small piece per node. Three wrong ones per node,
 # graded together in the real pipeline (tests/test_grading.py: NODE_MUTANTS[k] for every node in
 # one notebook); each must lose exactly its node's points.
 NODE = {  # the correct body of each node's backward
@@ -387,29 +398,42 @@ NODE_MUTANTS = [
      Mutant("node_product_dr_not_summed", "product_backward",
             _node("product_backward", "(dx_hat * xc).sum(axis=0)", "dx_hat * xc"), "dr has shape"),
      Mutant("node_reciprocal_sign", "reciprocal_backward", _node("reciprocal_backward", "-dr", "dr"),
-            "sends back to s"),
+            "sign"),
      Mutant("node_sqrt_no_half", "sqrt_backward", _node("sqrt_backward", "(2 * np.sqrt(var + eps))",
-                                                         "np.sqrt(var + eps)"), "sends back to var"),
+                                                         "np.sqrt(var + eps)"), "no_half"),
      Mutant("node_variance_n_minus_1", "variance_backward",
-            _node("variance_backward", "xc.shape[0]", "(xc.shape[0] - 1)"), "sends back to xc"),
+            _node("variance_backward", "xc.shape[0]", "(xc.shape[0] - 1)"), "n_minus_1"),
      Mutant("node_centre_dmean_sign", "centre_backward", _node("centre_backward", "-dxc.sum", "dxc.sum"),
-            "sends back to mean"),
+            "dmean_sign"),
      Mutant("node_mean_no_1_over_n", "mean_backward", _node("mean_backward", " / x.shape[0]", ""),
-            "sends back to x")],
+            "no_1_over_n")],
     [Mutant("node_dbeta_mean", "scale_shift_backward",
-            _node("scale_shift_backward", "dy.sum(axis=0)", "dy.mean(axis=0)"), "sends back to beta"),
+            _node("scale_shift_backward", "dy.sum(axis=0)", "dy.mean(axis=0)"), "dbeta_mean"),
      Mutant("node_product_s_for_r", "product_backward", _node("product_backward", "dx_hat * r,", "dx_hat / r,"),
-            "sends back to xc"),
+            "dxc_times_s"),
      Mutant("node_reciprocal_not_squared", "reciprocal_backward", _node("reciprocal_backward", "s ** 2", "s"),
-            "sends back to s"),
+            "power"),
      Mutant("node_sqrt_inverted", "sqrt_backward", _node("sqrt_backward", "ds / (2 * np.sqrt(var + eps))",
-                                                         "ds * np.sqrt(var + eps) / 2"), "sends back to var"),
+                                                         "ds * np.sqrt(var + eps) / 2"), "inverted"),
      Mutant("node_variance_no_2", "variance_backward", _node("variance_backward", "2 * xc", "xc"),
-            "sends back to xc"),
+            "no_2"),
      Mutant("node_centre_dmean_not_summed", "centre_backward",
             _node("centre_backward", "-dxc.sum(axis=0)", "-dxc"), "dmean has shape"),
      Mutant("node_mean_not_spread", "mean_backward", _node("mean_backward", "np.ones_like(x) * dmean", "dmean"),
             "has shape")],
+    [Mutant("node_dx_hat_no_gamma", "scale_shift_backward", _node("scale_shift_backward", "dy * gamma,", "dy,"),
+            "dx_hat_no_gamma"),
+     Mutant("node_product_dr_mean", "product_backward",
+            _node("product_backward", "(dx_hat * xc).sum(axis=0)", "(dx_hat * xc).mean(axis=0)"), "dr_mean"),
+     Mutant("node_reciprocal_no_upstream", "reciprocal_backward", _node("reciprocal_backward", "-dr / s ** 2",
+                                                                        "-1 / s ** 2"), "no_upstream"),
+     Mutant("node_sqrt_no_eps", "sqrt_backward", _node("sqrt_backward", "np.sqrt(var + eps)", "np.sqrt(var)"),
+            "no_eps"),
+     Mutant("node_variance_no_1_over_n", "variance_backward", _node("variance_backward", " / xc.shape[0]", ""),
+            "no_1_over_n"),
+     Mutant("node_centre_dmean_mean", "centre_backward", _node("centre_backward", "-dxc.sum(axis=0)",
+                                                               "-dxc.mean(axis=0)"), "dmean_mean"),
+     Mutant("node_mean_over_d", "mean_backward", _node("mean_backward", "x.shape[0]", "x.shape[1]"), "over_d")],
 ]
 MUTANTS += [m for together in NODE_MUTANTS for m in together]
 
@@ -1039,7 +1063,7 @@ MUTANTS += [
                    "every constructor argument at its default"),
     Mutant("compact_half_variance_term", "batchnorm_backward",
            _def("batchnorm_backward", _edit(COMPACT, " - x_hat * dgamma)", " - x_hat * dgamma / 2)")),
-           "the term x_hat * mean(dout * x_hat) of dx"),
+           "the path through the variance from y back to x: that path is 0.5 times"),
     _step_mutant("training_running_mean_half_step", "training_forward", "add_(m * rows.mean(dim=0))",
                  "add_(m / 2 * rows.mean(dim=0))", "at step"),
 ]

@@ -107,7 +107,7 @@ def prose(text):
 def unmarked(text, code=""):
     """The measured-looking numbers of `text` without a marker: [(number, the sentence around it)]."""
     literals = set(re.findall(NUMBER, code))
-    marked = {m.start("number") for m in MARKER.finditer(text)}
+    marked = {m.start("number") + (m["number"][0] in "-−") for m in MARKER.finditer(text)}  # after a sign
     found = []
     for m in MEASURED.finditer(prose(text)):
         start, number = m.start("number"), m["number"]

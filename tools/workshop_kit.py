@@ -129,8 +129,10 @@ def handout():
                 count += 1
             lines.append("")
     unnamed = [s.name for s in pieces.REGISTRY.values() if not misconceptions.CATALOGUE.get(s.name)]
-    lines += [f"{count} named mistakes. The pieces without a named mistake ({', '.join(f'`{n}`' for n in unnamed)}) "
-              "are judged part by part: their check names the output and the input that went wrong.", ""]
+    listed = ", ".join(f"`{n}`" for n in unnamed)
+    rest = (f" The pieces without a named mistake ({listed}) are judged part by part: their check names the "
+            "output and the input that went wrong.") if unnamed else ""
+    lines += [f"{count} named mistakes.{rest}", ""]
     return "\n".join(lines)
 
 

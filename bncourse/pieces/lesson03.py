@@ -63,8 +63,15 @@ def dx_terms(dout, x_hat, gamma, var, eps):
             "x_hat * mean(dout * x_hat)": -scale * x_hat * (dout * x_hat).mean(axis=0)}
 
 
-def name_the_term(terms, got, exact):
-    """Which term of dx the error follows (its residual is a multiple of that term), in words."""
+# The path from y to x that each term of dx is (lesson 03 names the path, not the term: the learner
+# derives the terms only in its compact backward)
+DX_PATHS = {"dout": "the direct path", "mean(dout)": "the path through the mean",
+            "x_hat * mean(dout * x_hat)": "the path through the variance"}
+
+
+def name_the_term(terms, got, exact, paths=False):
+    """Which term of dx the error follows (its residual is a multiple of that term), in words: the
+    term in the formula of dx, or with paths=True the path from y to x that the term is."""
     r = got - exact
     best = None
     for name, t in terms.items():
@@ -81,6 +88,8 @@ def name_the_term(terms, got, exact):
     factor = 1 + c  # the learner's term is this many times the right one
     how = ("is missing" if abs(factor) < 0.1 else "has the wrong sign" if abs(factor + 1) < 0.1
            else "is counted twice" if abs(factor - 2) < 0.1 else f"is {factor:.2g} times what it should be")
+    if paths:
+        return f"(its error follows {DX_PATHS[name]} from y back to x: that path {how})"
     return (f"(its error is the term {name} of dx = gamma / sqrt(var + eps) * (dout - mean(dout) - "
             f"x_hat * mean(dout * x_hat)): that term {how})")
 
@@ -89,7 +98,8 @@ def _backward_explain(what, index, got, exact, case):
     if what != "dx":
         return None
     dout, cache = case.args
-    return name_the_term(dx_terms(dout, cache["x_hat"], cache["gamma"], cache["var"], cache["eps"]), got, exact)
+    return name_the_term(dx_terms(dout, cache["x_hat"], cache["gamma"], cache["var"], cache["eps"]), got, exact,
+                         paths=True)
 
 
 def _gradient_case(rng, x, label, i):
