@@ -14,14 +14,14 @@ a tagged cell defines, so nothing a graded piece, a check or a test needs is eve
 import ast
 import base64
 import binascii
-import json
 import re
 from pathlib import Path
 
 import nbformat
 
+from bncourse.runner import CELL_OUTPUT_BYTES, cap_outputs
+
 TAG = "demonstration"
-SHOWN_BYTES = 4 << 20  # of the learner's own outputs kept per skipped cell (as the runner keeps)
 
 
 def is_tagged(cell):
@@ -150,11 +150,11 @@ def own_outputs(submitted, skip):
 _PNG = re.compile(r"^[A-Za-z0-9+/=\s]*$")
 
 
-def shown(outputs, limit=SHOWN_BYTES):
+def shown(outputs, limit=CELL_OUTPUT_BYTES):
     """Of a submission's outputs, what a feedback page may show: printed text, plain-text
     results and PNG figures (valid base64), nothing that could run or load in a reader's browser
-    (HTML, JavaScript, SVG), and no more than `limit` bytes in all."""
-    kept, used = [], 0
+    (HTML, JavaScript, SVG), capped at `limit` bytes as the runner caps a cell it ran."""
+    kept = []
     for output in outputs:
         kind = output.get("output_type")
         if kind == "stream" and isinstance(output.get("text"), str):
@@ -167,14 +167,8 @@ def shown(outputs, limit=SHOWN_BYTES):
             new = nbformat.v4.new_output("display_data", data=data)
         else:
             continue
-        size = len(json.dumps(new))
-        if used + size > limit:
-            kept.append(nbformat.v4.new_output("stream", name="stdout",
-                                               text="[... the rest cut: too big to show ...]\n"))
-            break
         kept.append(new)
-        used += size
-    return kept
+    return cap_outputs(kept, limit)
 
 
 def _is_png(value):

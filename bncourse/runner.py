@@ -63,13 +63,14 @@ def _slim(nb):
             cell.pop("attachments", None)
 
 
-def _cap_outputs(cell, limit=CELL_OUTPUT_BYTES):
-    """Keep a cell's outputs up to `limit` bytes (in order; an error always), and say what was cut."""
-    sizes = [len(json.dumps(o)) for o in cell.outputs]
+def cap_outputs(outputs, limit=CELL_OUTPUT_BYTES):
+    """A cell's outputs up to `limit` bytes (in order; an error always), saying what was cut (the
+    grader caps a skipped demonstration's own outputs the same way: autograder.demonstrations)."""
+    sizes = [len(json.dumps(o)) for o in outputs]
     if sum(sizes) <= limit:
-        return
+        return outputs
     kept, used, cut, cut_bytes = [], 0, 0, 0
-    for output, size in zip(cell.outputs, sizes):
+    for output, size in zip(outputs, sizes):
         if used + size <= limit or output.get("output_type") == "error":
             kept.append(output)
             used += size
@@ -77,7 +78,7 @@ def _cap_outputs(cell, limit=CELL_OUTPUT_BYTES):
             cut, cut_bytes = cut + 1, cut_bytes + size
     kept.append(nbformat.v4.new_output("stream", name="stdout", text=(
         f"[... {cut} output(s), {cut_bytes:,} bytes, cut by the grader: a cell keeps {limit >> 20} MiB ...]\n")))
-    cell.outputs = kept
+    return kept
 
 
 def run(path, lesson, timeout, ban=(), skip=()):
@@ -129,7 +130,7 @@ def run(path, lesson, timeout, ban=(), skip=()):
                               "(it exited, crashed or ran out of memory)")
                 save()
                 break
-            _cap_outputs(cell)
+            cell.outputs = cap_outputs(cell.outputs)
             save()
     save()
 
