@@ -329,22 +329,25 @@ def _backward_mistakes(where, staged=False):
     ]
 
 
+def _sum_as_mean(name, at, output):
+    """A node's gradient summed over the batch taken as a mean instead (output: its index)."""
+    return Misconception(name, f"the gradient at {at} is divided by N: a sum over the batch taken as a mean "
+                         "(every example's share counts in full)", like(_out(output)))
+
+
 CATALOGUE.update({
     # lesson 03's nodes: the slips of deriving a node by hand; any other wrong gradient is named by its
     # node and input (the spec's explain)
     "scale_shift_backward": [
         Misconception("dx_hat_no_gamma", "the gradient at x_hat is missing the factor gamma: a change in "
                       "x_hat moves y gamma times as much", like(_out(0))),
-        Misconception("dgamma_mean", "the gradient at gamma is divided by N: a sum over the batch taken as a "
-                      "mean (every example's share counts in full)", like(_out(1))),
-        Misconception("dbeta_mean", "the gradient at beta is divided by N: a sum over the batch taken as a "
-                      "mean (every example's share counts in full)", like(_out(2))),
+        _sum_as_mean("dgamma_mean", "gamma", 1),
+        _sum_as_mean("dbeta_mean", "beta", 2),
     ],
     "product_backward": [
         Misconception("dxc_times_s", "the gradient at xc is multiplied by s where x_hat = xc * r multiplies "
                       "by r: you divided by r instead", like(_out(0))),
-        Misconception("dr_mean", "the gradient at r is divided by N: a sum over the batch taken as a mean "
-                      "(every example's share counts in full)", like(_out(1))),
+        _sum_as_mean("dr_mean", "r", 1),
     ],
     "reciprocal_backward": [
         Misconception("sign", "the gradient at s has the wrong sign: 1/s falls as s grows", like()),
@@ -372,8 +375,7 @@ CATALOGUE.update({
     "centre_backward": [
         Misconception("dmean_sign", "the gradient at mean has the wrong sign: xc = x - mean falls as the mean "
                       "grows", like(_out(1))),
-        Misconception("dmean_mean", "the gradient at mean is divided by N: a sum over the batch taken as a "
-                      "mean (every example's share counts in full)", like(_out(1))),
+        _sum_as_mean("dmean_mean", "mean", 1),
     ],
     "mean_backward": [
         Misconception("no_1_over_n", "the gradient at x is N times too large: each x enters its column's "
